@@ -1,0 +1,359 @@
+"""A ClipBERT-style video-question model built from ``transformers`` (paper Sec. 3.1, Fig. 3).
+
+frames ──ResNet──> grid features [C, h, w] per frame ──mean over the B frames of a clip──> [C, h, w]
+       ──linear + 2-D (row, column) position embeddings──> h·w visual tokens
+text ──BERT word embeddings──> tokens;   [text tokens ; visual tokens] ──BERT encoder──> [CLS] = f
+f ──task head──> open-ended logits [K] | multiple-choice score (one per candidate) | count (scalar)
+
+The encoders are ``transformers.ResNetModel`` and ``transformers.BertModel``, so the same code runs a
+tiny random config on a CPU and local pretrained checkpoints (``vision_checkpoint`` / ``text_checkpoint``)
+on a GPU. Nothing here knows about siamese clips beyond the clip axis N: training feeds N clips per video,
+inference feeds the anchor only (N = 1) through the very same parameters, so the inference model *is*
+the baseline model (same parameters, same compute). W1/W2 live in :mod:`siasamrea.reasoning`.
+
+Choices the paper leaves open:
+
+* Visual tokens enter BERT as ``inputs_embeds`` with token type 1 and BERT position id 0, so BERT's own
+  1-D position embeddings carry no information for them; their position is the 2-D (row, column)
+  embedding, as in ClipBERT.
+* For multiple choice the question and each candidate are encoded together
+  (``[CLS] question [SEP] candidate [SEP]`` + visual tokens) and a head scores each [CLS]; the clip
+  feature used for the affinity is the mean of the candidates' [CLS] features (it cannot depend on the
+  label, and it is defined for every clip).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
+
+from siasamrea.data.records import TaskKind
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: A ResNet small enough to train on a laptop CPU: 64x64 frames -> a 4x4 grid of 64-d features.
+TINY_VISION = dict(
+    num_channels=3,
+    embedding_size=16,
+    hidden_sizes=[16, 32, 64],
+    depths=[1, 1, 1],
+    layer_type="basic",
+    hidden_act="relu",
+    downsample_in_first_stage=False,
+)
+#: A 2-layer, 64-d BERT.
+TINY_TEXT = dict(
+    vocab_size=512,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=128,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    type_vocab_size=2,
+)
+
+
+@dataclass
+class HeadSpec:
+    """A task head: ``kind`` and, for open-ended tasks, the answer vocabulary size."""
+
+    kind: str
+    num_answers: int = 1
+
+    def __post_init__(self):
+        self.kind = TaskKind(self.kind).value
+        if self.kind == TaskKind.OPEN_ENDED.value and self.num_answers < 2:
+            raise ValueError(f"an open-ended head needs num_answers >= 2, got {self.num_answers}")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and sources of the encoders, and the task heads.
+
+    ``vision`` / ``text`` are ``ResNetConfig`` / ``BertConfig`` keyword arguments used when no checkpoint is
+    given. ``vision_checkpoint`` / ``text_checkpoint`` are local directories loaded with
+    ``from_pretrained(path, local_files_only=True)`` (nothing is downloaded).
+    """
+
+    heads: dict[str, HeadSpec] = field(default_factory=dict)
+    vision: dict = field(default_factory=lambda: dict(TINY_VISION))
+    text: dict = field(default_factory=lambda: dict(TINY_TEXT))
+    vision_checkpoint: str | None = None
+    text_checkpoint: str | None = None
+    max_grid: int = 16  # rows/columns the 2-D position embeddings cover
+    grid_pool: int | None = None  # average-pool the grid to this size (None: keep the backbone's grid)
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self):
+        self.heads = {k: v if isinstance(v, HeadSpec) else HeadSpec(**v) for k, v in self.heads.items()}
+        if not self.heads:
+            raise ValueError("ModelConfig.heads is empty: give at least one task head")
+        for key, path in (
+            ("vision_checkpoint", self.vision_checkpoint),
+            ("text_checkpoint", self.text_checkpoint),
+        ):
+            if path is not None and not Path(path).is_dir():
+                raise FileNotFoundError(f"ModelConfig.{key}: no checkpoint directory at {path}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ClipOutputs:
+    """Outputs for V videos with N clips each.
+
+    ``features``: ``[V, N, H]`` [CLS] features (mean over candidates for multiple choice).
+    ``logits``: open-ended ``[V, N, K]``; multiple-choice ``[V, N, M]`` candidate scores; count ``[V, N]``.
+    """
+
+    features: torch.Tensor
+    logits: torch.Tensor
+    kind: str
+
+
+def _mlp_head(hidden: int, out: int) -> nn.Sequential:
+    # ClipBERT's answer head: Linear -> GELU -> LayerNorm -> Linear.
+    return nn.Sequential(
+        nn.Linear(hidden, 2 * hidden), nn.GELU(), nn.LayerNorm(2 * hidden), nn.Linear(2 * hidden, out)
+    )
+
+
+class VisualEmbedding(nn.Module):
+    """Grid features of a clip -> visual tokens with 2-D position embeddings.
+
+    ``forward``: ``[S, C, h, w]`` -> ``[S, h*w, H]``.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, max_grid: int):
+        super().__init__()
+        self.proj = nn.Linear(in_channels, hidden)
+        self.row = nn.Embedding(max_grid, hidden)
+        self.col = nn.Embedding(max_grid, hidden)
+        self.max_grid = max_grid
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        s, c, h, w = grid.shape
+        if h > self.max_grid or w > self.max_grid:
+            raise ValueError(
+                f"grid {h}x{w} exceeds max_grid={self.max_grid}; raise max_grid or set grid_pool"
+            )
+        tokens = self.proj(grid.flatten(2).transpose(1, 2))  # [S, h*w, H]
+        rows = torch.arange(h, device=grid.device).repeat_interleave(w)
+        cols = torch.arange(w, device=grid.device).repeat(h)
+        return tokens + self.row(rows) + self.col(cols)
+
+
+class ClipBertVQA(nn.Module):
+    """The ClipBERT-style model with one head per task (see the module docstring)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        if config.vision_checkpoint:
+            self.vision = ResNetModel.from_pretrained(config.vision_checkpoint, local_files_only=True)
+        else:
+            self.vision = ResNetModel(ResNetConfig(**config.vision))
+        if config.text_checkpoint:
+            self.bert = BertModel.from_pretrained(
+                config.text_checkpoint, add_pooling_layer=False, local_files_only=True
+            )
+        else:
+            self.bert = BertModel(BertConfig(**config.text), add_pooling_layer=False)
+        hidden = self.bert.config.hidden_size
+        self.visual = VisualEmbedding(self.vision.config.hidden_sizes[-1], hidden, config.max_grid)
+        self.heads = nn.ModuleDict()
+        for name, spec in config.heads.items():
+            out = spec.num_answers if spec.kind == TaskKind.OPEN_ENDED.value else 1
+            self.heads[name] = _mlp_head(hidden, out)
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.bert.config.hidden_size
+
+    # -- encoders ---------------------------------------------------------------------------------------
+    def encode_clips(
+        self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All frames of all clips through the ResNet in one batch, then the temporal mean per clip.
+
+        Args:
+            pixel_values: ``[V, N, T, H, W, 3]`` uint8 (0–255) or float already in [0, 1].
+            frame_mask: optional ``[V, N, T]`` bool, False for padding frames (left out of the mean).
+
+        Returns:
+            ``[V, N, h*w, hidden]`` visual tokens.
+        """
+        v, n, t, hh, ww, _ = pixel_values.shape
+        x = pixel_values.reshape(v * n * t, hh, ww, 3).permute(0, 3, 1, 2)  # [VNT, 3, H, W]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        x = ((x - self.pixel_mean) / self.pixel_std).contiguous(memory_format=torch.channels_last)
+        grid = self.vision(x).last_hidden_state  # [VNT, C, h, w]
+        if self.config.grid_pool:
+            grid = nn.functional.adaptive_avg_pool2d(grid, self.config.grid_pool)
+        grid = grid.reshape(v, n, t, *grid.shape[1:])
+        if frame_mask is None:
+            pooled = grid.mean(dim=2)
+        else:
+            m = frame_mask.to(grid.dtype).view(v, n, t, 1, 1, 1)
+            pooled = (grid * m).sum(2) / m.sum(2).clamp_min(1.0)
+        tokens = self.visual(pooled.flatten(0, 1))  # [VN, h*w, H]
+        return tokens.view(v, n, *tokens.shape[1:])
+
+    def fuse(
+        self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Text and visual tokens through BERT; returns the [CLS] features.
+
+        Args:
+            visual: ``[S, P, H]`` visual tokens of S sequences.
+            input_ids, attention_mask: ``[S, L]``.
+
+        Returns:
+            ``[S, H]``.
+        """
+        s, length = input_ids.shape
+        p = visual.shape[1]
+        word = self.bert.embeddings.word_embeddings(input_ids)  # [S, L, H]
+        embeds = torch.cat([word, visual.to(word.dtype)], dim=1)
+        dev = input_ids.device
+        position_ids = torch.cat(
+            [torch.arange(length, device=dev), torch.zeros(p, dtype=torch.long, device=dev)]
+        )
+        token_type = torch.cat(
+            [torch.zeros(length, dtype=torch.long, device=dev), torch.ones(p, dtype=torch.long, device=dev)]
+        )
+        mask = torch.cat([attention_mask, attention_mask.new_ones(s, p)], dim=1)
+        out = self.bert(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=position_ids.expand(s, -1),
+            token_type_ids=token_type.expand(s, -1),
+        )
+        return out.last_hidden_state[:, 0]
+
+    # -- forward ----------------------------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        task: str,
+        frame_mask: torch.Tensor | None = None,
+    ) -> ClipOutputs:
+        """Training forward over every clip of every video.
+
+        Args:
+            pixel_values: ``[V, N, T, H, W, 3]``.
+            input_ids, attention_mask: ``[V, L]`` (open-ended, count) or ``[V, M, L]`` (multiple choice:
+                question and candidate m encoded together).
+            task: name of the head to use.
+            frame_mask: optional ``[V, N, T]``.
+
+        Returns:
+            :class:`ClipOutputs` with ``features [V, N, H]`` and ``logits`` ``[V, N, K]`` / ``[V, N, M]`` /
+            ``[V, N]``.
+        """
+        if task not in self.heads:
+            raise KeyError(f"unknown task {task!r}; this model has heads {sorted(self.heads)}")
+        kind = self.config.heads[task].kind
+        v, n = pixel_values.shape[:2]
+        visual = self.encode_clips(pixel_values, frame_mask)  # [V, N, P, H]
+        if kind == TaskKind.MULTIPLE_CHOICE.value:
+            if input_ids.dim() != 3:
+                raise ValueError(
+                    f"multiple-choice task {task!r} needs input_ids [V, M, L], got {tuple(input_ids.shape)}"
+                )
+            m = input_ids.shape[1]
+            # Sequences ordered (video, clip, candidate): every clip's tokens paired with every candidate.
+            vis = visual[:, :, None].expand(-1, -1, m, -1, -1).flatten(0, 2)
+            ids = input_ids[:, None].expand(-1, n, -1, -1).flatten(0, 2)
+            att = attention_mask[:, None].expand(-1, n, -1, -1).flatten(0, 2)
+            cls = self.fuse(vis, ids, att).view(v, n, m, -1)
+            logits = self.heads[task](cls).squeeze(-1)  # [V, N, M]
+            features = cls.mean(dim=2)
+        else:
+            if input_ids.dim() != 2:
+                raise ValueError(f"task {task!r} needs input_ids [V, L], got {tuple(input_ids.shape)}")
+            ids = input_ids[:, None].expand(-1, n, -1).flatten(0, 1)
+            att = attention_mask[:, None].expand(-1, n, -1).flatten(0, 1)
+            cls = self.fuse(visual.flatten(0, 1), ids, att).view(v, n, -1)
+            logits = self.heads[task](cls)
+            features = cls
+            if kind == TaskKind.COUNT.value:
+                logits = logits.squeeze(-1)  # [V, N]
+        return ClipOutputs(features=features, logits=logits, kind=kind)
+
+    def predict(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        task: str,
+        frame_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Inference on one clip per video (the anchor, as the paper evaluates).
+
+        Args:
+            pixel_values: ``[V, T, H, W, 3]``.
+            frame_mask: optional ``[V, T]``.
+
+        Returns:
+            ``[V, K]`` / ``[V, M]`` / ``[V]``.
+        """
+        fm = None if frame_mask is None else frame_mask[:, None]
+        return self.forward(pixel_values[:, None], input_ids, attention_mask, task, fm).logits[:, 0]
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (the whole model, encoders included)."""
+        from safetensors.torch import save_model
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = self.config.to_dict()
+        # Checkpoint paths are resolved now: the saved model carries the encoders' configs instead.
+        cfg.update(
+            vision=self.vision.config.to_dict(),
+            text=self.bert.config.to_dict(),
+            vision_checkpoint=None,
+            text_checkpoint=None,
+        )
+        (d / "config.json").write_text(json.dumps(cfg, indent=2, default=str))
+        save_model(self, str(d / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> ClipBertVQA:
+        """Load a model written by :meth:`save_pretrained` from a local directory."""
+        from safetensors.torch import load_model
+
+        d = Path(directory)
+        if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"{d}: expected config.json and model.safetensors (save_pretrained output)"
+            )
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["vision"] = _config_kwargs(cfg["vision"], ResNetConfig)
+        cfg["text"] = _config_kwargs(cfg["text"], BertConfig)
+        model = cls(ModelConfig(**cfg))
+        load_model(model, str(d / "model.safetensors"))
+        return model
+
+
+def _config_kwargs(saved: dict, config_cls) -> dict:
+    """Keep only the keys a ``transformers`` config class accepts back (drops bookkeeping fields)."""
+    reference = config_cls().to_dict()
+    return {
+        k: v for k, v in saved.items() if k in reference and k not in ("transformers_version", "model_type")
+    }
