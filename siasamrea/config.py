@@ -85,6 +85,9 @@ class MethodConfig:
     num_clips: int = 9  # N: the anchor and N-1 siamese clips (paper: 8 siamese clips)
     frames_per_clip: int | str = 4  # B, or "auto" for the paper's 5..16 by video length
     offsets: str = "after"  # siamese starts after the anchor's, or "alternate" (+1, -1, +2, ...)
+    # The sampling interval leaves room for this many clips. Runs compared with each other must share it:
+    # then every run (baseline, N = 2..13) draws its anchor, and is evaluated, on the same clips.
+    reserve_clips: int = 13
     alpha: float = 1.0
     omega: float = 0.5
     temperature: float = 1.0
@@ -283,6 +286,8 @@ def validate(cfg: Config) -> None:
             "method.num_clips",
             f"variant {m.variant!r} needs the anchor and >= 1 siamese clip, got {m.num_clips}",
         )
+    if m.reserve_clips < 1:
+        raise ConfigError("method.reserve_clips", f"must be >= 1, got {m.reserve_clips}")
     if m.num_clips < 1 or m.num_clips > 64:
         raise ConfigError("method.num_clips", f"must be in [1, 64], got {m.num_clips}")
     if isinstance(m.frames_per_clip, str):
@@ -330,6 +335,31 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.root", f"no such directory: {cfg.data.root}")
     if not Path(cfg.data.tokenizer).is_dir():
         raise ConfigError("data.tokenizer", f"no such tokenizer directory: {cfg.data.tokenizer}")
+
+
+#: Settings that change how a run executes, not what it computes: a run may resume with other values.
+OPERATIONAL_KEYS = {
+    "run": (
+        "max_steps",
+        "progress",
+        "log_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "threads",
+        "out_dir",
+    ),
+    "data": ("num_workers",),
+}
+
+
+def resume_identity(cfg: Config) -> dict:
+    """The configuration a checkpoint belongs to: everything but :data:`OPERATIONAL_KEYS` (flattened)."""
+    out = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            if key not in OPERATIONAL_KEYS.get(section, ()):
+                out[f"{section}.{key}"] = value
+    return out
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:

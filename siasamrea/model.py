@@ -58,20 +58,28 @@ TINY_TEXT = dict(
     hidden_dropout_prob=0.1,
     attention_probs_dropout_prob=0.1,
     type_vocab_size=2,
+    # BERT's 0.02 suits a 768-d model pretrained for days; a 64-d model trained from scratch on a few
+    # thousand questions learns the cross-modal attention far sooner from 0.1 (measured on the synthetic
+    # benchmark: chance-level after 10 epochs with 0.02, 35% with 0.1 when the evidence is always visible).
+    initializer_range=0.1,
 )
 
 
 @dataclass
 class HeadSpec:
-    """A task head: ``kind`` and, for open-ended tasks, the answer vocabulary size."""
+    """A task head: ``kind`` and, for open-ended tasks, the answer vocabulary (its size and its answers,
+    so that a fine-tuned model can inherit the rows of the answers it shares with its initialisation)."""
 
     kind: str
     num_answers: int = 1
+    labels: list[str] | None = None
 
     def __post_init__(self):
         self.kind = TaskKind(self.kind).value
         if self.kind == TaskKind.OPEN_ENDED.value and self.num_answers < 2:
             raise ValueError(f"an open-ended head needs num_answers >= 2, got {self.num_answers}")
+        if self.labels is not None and len(self.labels) != self.num_answers:
+            raise ValueError(f"head has {self.num_answers} answers but {len(self.labels)} labels")
 
 
 @dataclass
@@ -140,6 +148,11 @@ class VisualEmbedding(nn.Module):
         self.row = nn.Embedding(max_grid, hidden)
         self.col = nn.Embedding(max_grid, hidden)
         self.max_grid = max_grid
+        # nn.Embedding starts at N(0, 1): position would then swamp the content of every visual token (the
+        # projected features vary across videos by ~0.05), and the model learns to look at the video only
+        # very late. Start them as small as BERT starts its own position embeddings.
+        nn.init.normal_(self.row.weight, std=0.02)
+        nn.init.normal_(self.col.weight, std=0.02)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         s, c, h, w = grid.shape

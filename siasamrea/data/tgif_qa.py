@@ -98,7 +98,8 @@ def read_tgif_qa(
     Args:
         root: folder holding the ``Train_*``/``Test_*`` question files.
         split: ``"train"``, ``"val"`` (carved from train, see the module docstring) or ``"test"``.
-        task: a task name, several, or ``None`` for all four. Every requested file must exist.
+        task: a task name, several (every requested file must exist), or ``None`` for every task whose
+            file exists for this split.
         on_error: ``"raise"`` or ``"skip"`` for malformed rows.
         val_fraction, seed: the train/val carving (ignored for test).
         video_dir, ext: videos are expected at ``<root>/<video_dir>/<gif_name>.<ext>``; pass
@@ -108,6 +109,11 @@ def read_tgif_qa(
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     tasks = _tasks(task)
+    if task is None:
+        # every task released for this split (the public repository lacks some train files)
+        tasks = [t for t in tasks if annotation_file(root, split, t).is_file()]
+        if not tasks:
+            raise FileNotFoundError(f"no TGIF-QA {split} annotation file (*_{{task}}_question.csv) in {root}")
     ext = ext.lstrip(".")
     result = ReadResult()
     for name in tasks:

@@ -7,7 +7,7 @@ visible (``core`` frames fully, ``faint`` frames faintly), which Figure 4 and th
 TGIF-QA-like tasks (pretraining):
 
 * ``frameqa`` (open-ended; question types object / number / color / location as in TGIF-QA): a coloured
-  shape flashes for a few frames; the question asks its colour, its shape, how many copies flash, or where.
+  shape (1–3 copies) flashes for a few frames; questions ask its colour, its shape, how many, or where.
 * ``count``: a shape flashes k times (1–6); "how many times does the red star flash ?".
 * ``action`` (5-way multiple choice): a shape visible throughout performs one of six actions during a few
   frames (jump, slide, grow, shrink, blink, shake); "what does the red star do ?".
@@ -16,9 +16,13 @@ TGIF-QA-like tasks (pretraining):
 
 Downstream sets, distributed differently (other backgrounds, sizes, lengths, shapes and colours):
 
-* MSVD-QA-like (open-ended, question types by first word: what / who / how / where): two shapes are
-  visible throughout; during one short window one of them moves and a third, coloured shape appears.
-* How2QA-like (4-way multiple choice): the same kind of scene in long videos with 4 candidates.
+* MSVD-QA-like (open-ended, question types by first word: what / who / how / where): one coloured shape
+  (1–3 copies) flashes in one region of the frame; questions ask its colour, its shape, how many, where.
+  TGIF-QA's frameqa uses the same kind of scene.
+* How2QA-like (4-way multiple choice): the same kind of scene in longer videos, with 4 candidates.
+
+And still scenes (the object visible in every frame), in TGIF-QA's format, as the embedded stand-in for
+the image-text data ClipBERT's initial weights were trained on.
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ class Domain:
     lengths: tuple[tuple[int, int, float], ...]  # (low, high, weight): mixture of uniform length ranges
     colors: tuple[str, ...]
     shapes: tuple[str, ...]
-    object_size: tuple[int, int] = (12, 16)  # pixels at 64x64, scaled with the frame size
-    core: tuple[int, int] = (2, 3)  # frames the evidence is fully visible
-    ramp: tuple[int, int] = (1, 2)  # faint frames either side
+    object_size: tuple[int, int] = (16, 20)  # pixels at 64x64, scaled with the frame size
+    core: tuple[int, int] = (4, 7)  # frames the evidence is fully visible
+    ramp: tuple[int, int] = (2, 3)  # faint frames either side
     faint_alpha: float = 0.35
     distractors: tuple[int, int] = (1, 3)
     noise: float = 6.0
@@ -203,43 +207,6 @@ def _evidence_window(domain: Domain, n: int, rng) -> tuple[tuple[int, int], int]
 
 
 # -- TGIF-QA-like ------------------------------------------------------------------------------------
-def frameqa_video(domain: Domain, frame: int, rng: np.random.Generator) -> VideoSpec:
-    n, style, sprites = _base(domain, frame, rng)
-    qtype = _pick(rng, FRAMEQA_TYPES)
-    shape, color = _pick(rng, domain.shapes), _pick(rng, domain.colors)
-    core, ramp = _evidence_window(domain, n, rng)
-    s = _object_size(domain, frame, rng)
-    copies = int(rng.integers(1, 4)) if qtype == "number" else 1
-    region = _pick(rng, REGIONS)
-    if qtype == "number":
-        regions = _pick(rng, REGIONS, copies)
-        positions = [_region_position(r, frame, s, rng) for r in regions]
-    else:
-        positions = [
-            _region_position(region, frame, s, rng)
-            if qtype == "location"
-            else (int(rng.integers(0, frame - s + 1)), int(rng.integers(0, frame - s + 1)))
-        ]
-    for pos in positions:
-        sprites.append(_flash(shape, color, pos, s, n, core, ramp, domain))
-    if qtype == "color":
-        q, a = f"what color is the {shape} that appears ?", color
-    elif qtype == "object":
-        q, a = f"what shape is the {color} object that appears ?", shape
-    elif qtype == "number":
-        q, a = f"how many {color} {_plural(shape)} appear ?", NUMBER_WORDS[copies]
-    else:
-        q, a = f"where does the {color} {shape} appear ?", region
-    what = (
-        f"a {color} {shape} appears"
-        if copies == 1
-        else f"{NUMBER_WORDS[copies]} {color} {_plural(shape)} appear"
-    )
-    desc = what + (f" at the {region}" if qtype == "location" else "")
-    question = Question(q, a, "open_ended", question_type=qtype, description=desc + " .")
-    return VideoSpec(n, style, sprites, [question], [core], _faint_ranges(core, ramp, n))
-
-
 def count_video(domain: Domain, frame: int, rng: np.random.Generator, max_count: int = 6) -> VideoSpec:
     n, style, sprites = _base(domain, frame, rng)
     shape, color = _pick(rng, domain.shapes), _pick(rng, domain.colors)
@@ -289,71 +256,125 @@ def transition_video(
     b, a = np.array(COLORS[before], float), np.array(COLORS[after], float)
     actor.colors = [tuple(int(v) for v in (1 - m) * b + m * a) for m in mix]
     sprites.append(actor)
-    cands, idx = _mc(rng, after, domain.colors, num_candidates)
+    # the colour it had before is not a candidate: the question is which colour appears, not which dominates
+    cands, idx = _mc(rng, after, [c for c in domain.colors if c != before], num_candidates)
     q = Question(f"what color does the {shape} turn into ?", after, "multiple_choice", cands, idx)
     return VideoSpec(n, style, sprites, [q], [core], _faint_ranges(core, ramp, n))
 
 
-# -- downstream: one shared event per video, several questions --------------------------------------
+# -- one event, several questions: TGIF-QA frameqa, MSVD-QA, How2QA and the stills ---------------------
 @dataclass
 class _Scene:
     spec: VideoSpec
-    mover: tuple[str, str]  # (shape, colour) of the shape that moves
-    still: tuple[str, str]
-    action: str
-    flash: tuple[str, str]  # (shape, colour) of the shape that appears
+    shape: str
+    color: str
+    copies: int
     region: str
 
 
 def _event_scene(domain: Domain, frame: int, rng: np.random.Generator) -> _Scene:
+    """One coloured shape (1–3 copies side by side) flashes in one region; grey distractors drift about."""
     n, style, sprites = _base(domain, frame, rng)
-    s_mover, s_still, s_flash = _pick(rng, domain.shapes, 3)
-    c_mover, c_still, c_flash = (_pick(rng, domain.colors) for _ in range(3))
-    mover = _actor(domain, frame, n, rng, s_mover, c_mover)
-    still = _actor(domain, frame, n, rng, s_still, c_still)
-    action = _pick(rng, ACTIONS)
-    core, ramp = _evidence_window(domain, n, rng)
-    _perform(mover, action, core, ramp, domain.faint_alpha)
+    shape, color = _pick(rng, domain.shapes), _pick(rng, domain.colors)
+    copies = int(rng.integers(1, 4))
     region = _pick(rng, REGIONS)
+    core, ramp = _evidence_window(domain, n, rng)
     s = _object_size(domain, frame, rng)
-    flash = _flash(s_flash, c_flash, _region_position(region, frame, s, rng), s, n, core, ramp, domain)
-    sprites += [still, mover, flash]
+    for k in range(copies):  # side by side along the region's edge, so "where" has one answer
+        top, left = _region_position(region, frame, s, rng)
+        if region in ("top", "bottom"):
+            left = (frame - copies * s) // 2 + k * s
+        else:
+            top = (frame - copies * s) // 2 + k * s
+        sprites.append(_flash(shape, color, (top, left), s, n, core, ramp, domain))
     spec = VideoSpec(n, style, sprites, [], [core], _faint_ranges(core, ramp, n))
-    return _Scene(spec, (s_mover, c_mover), (s_still, c_still), action, (s_flash, c_flash), region)
+    return _Scene(spec, shape, color, copies, region)
 
 
-def _scene_questions(sc: _Scene) -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """(question, answer, type, answer pool) for every template about a scene."""
-    (sm, cm), (sf, cf) = sc.mover, sc.flash
+@dataclass(frozen=True)
+class _Template:
+    question: str
+    answer: str
+    msvd_type: str  # MSVD/MSRVTT-QA question type: the first word
+    tgif_type: str  # TGIF-QA frameqa type: object / number / color / location
+    pool: tuple[str, ...]  # answers of the same kind (multiple-choice candidates)
+
+
+def _templates(sc: _Scene, domain: Domain) -> list[_Template]:
+    """Every question the scene answers."""
+    plural = sc.shape if sc.copies == 1 else _plural(sc.shape)
     return [
-        (f"what color is the {sf} that appears ?", cf, "what", tuple(COLORS)),
-        (f"what appears at the {sc.region} ?", sf, "what", None),
-        (f"who {_plural(sc.action)} ?", sm, "who", None),
-        (f"how does the {cm} {sm} move ?", sc.action, "how", ACTIONS),
-        (f"where does the {cf} {sf} appear ?", sc.region, "where", REGIONS),
+        _Template(f"what color is the {sc.shape} that appears ?", sc.color, "what", "color", domain.colors),
+        _Template(
+            f"what shape is the {sc.color} thing that appears ?", sc.shape, "what", "object", domain.shapes
+        ),
+        _Template(f"who appears at the {sc.region} ?", sc.shape, "who", "object", domain.shapes),
+        _Template(
+            f"how many {sc.color} {_plural(sc.shape)} appear ?",
+            NUMBER_WORDS[sc.copies],
+            "how",
+            "number",
+            NUMBER_WORDS[1:4],
+        ),  # fmt: skip
+        _Template(f"where does the {sc.color} {plural} appear ?", sc.region, "where", "location", REGIONS),
     ]
 
 
-def msvd_video(
-    domain: Domain, frame: int, rng: np.random.Generator, questions: tuple[int, int] = (2, 3)
-) -> VideoSpec:
+def _description(sc: _Scene) -> str:
+    what = (
+        f"a {sc.color} {sc.shape} appears"
+        if sc.copies == 1
+        else (f"{NUMBER_WORDS[sc.copies]} {sc.color} {_plural(sc.shape)} appear")
+    )
+    return f"{what} at the {sc.region} ."
+
+
+def _open_ended(domain, frame, rng, questions: tuple[int, int], qtype: str) -> VideoSpec:
     sc = _event_scene(domain, frame, rng)
-    templates = _scene_questions(sc)
+    templates = _templates(sc, domain)
     k = int(rng.integers(questions[0], questions[1] + 1))
     for i in sorted(rng.choice(len(templates), size=k, replace=False)):
-        q, a, qtype, _ = templates[int(i)]
-        sc.spec.questions.append(Question(q, a, "open_ended", question_type=qtype))
+        t = templates[int(i)]
+        qt = t.msvd_type if qtype == "msvd" else t.tgif_type
+        sc.spec.questions.append(Question(t.question, t.answer, "open_ended", question_type=qt,
+                                          description=_description(sc)))  # fmt: skip
     return sc.spec
+
+
+def _multiple_choice(domain, frame, rng, num_candidates: int) -> VideoSpec:
+    sc = _event_scene(domain, frame, rng)
+    templates = _templates(sc, domain)
+    t = templates[int(rng.integers(len(templates)))]
+    pool = list(t.pool)
+    if len(pool) < num_candidates:  # small answer pools (numbers): add other number words
+        pool += [w for w in NUMBER_WORDS[1:] if w not in pool][: num_candidates - len(pool)]
+    cands, idx = _mc(rng, t.answer, pool, num_candidates)
+    sc.spec.questions.append(
+        Question(t.question, t.answer, "multiple_choice", cands, idx, question_type=t.msvd_type)
+    )
+    return sc.spec
+
+
+def frameqa_video(domain: Domain, frame: int, rng: np.random.Generator, questions=(1, 2)) -> VideoSpec:
+    """TGIF-QA frameqa: 1–2 open-ended questions typed object / number / color / location."""
+    return _open_ended(domain, frame, rng, questions, "tgif")
+
+
+def msvd_video(domain: Domain, frame: int, rng: np.random.Generator, questions=(2, 3)) -> VideoSpec:
+    """MSVD-QA-like: 2–3 open-ended questions typed by first word (what / who / how / where)."""
+    return _open_ended(domain, frame, rng, questions, "msvd")
 
 
 def how2qa_video(domain: Domain, frame: int, rng: np.random.Generator, num_candidates: int = 4) -> VideoSpec:
-    sc = _event_scene(domain, frame, rng)
-    q, a, qtype, pool = _scene_questions(sc)[int(rng.integers(5))]
-    pool = pool or domain.shapes
-    pool = [p for p in pool if p in domain.colors or p not in COLORS]  # colours restricted to the domain's
-    cands, idx = _mc(rng, a, pool, num_candidates)
-    sc.spec.questions.append(Question(q, a, "multiple_choice", cands, idx, question_type=qtype))
-    return sc.spec
+    """How2QA-like: one 4-way multiple-choice question."""
+    return _multiple_choice(domain, frame, rng, num_candidates)
+
+
+def stills_choice_video(
+    domain: Domain, frame: int, rng: np.random.Generator, num_candidates: int = 5
+) -> VideoSpec:
+    """Stills, multiple choice (the image-text-matching stand-in), written in TGIF-QA's 5-candidate layout."""
+    return _multiple_choice(domain, frame, rng, num_candidates)
 
 
 TGIF_TASKS = {
@@ -362,3 +383,6 @@ TGIF_TASKS = {
     "count": count_video,
     "frameqa": frameqa_video,
 }
+#: The stills are written in TGIF-QA's format: open-ended questions in the frameqa file, multiple-choice
+#: ones in the transition file (5 candidates).
+STILLS_TASKS = {"frameqa": frameqa_video, "transition": stills_choice_video}

@@ -38,7 +38,11 @@ def test_missing_annotation_file_names_the_path(activitynet_root, tgif_root, tmp
     with pytest.raises(FileNotFoundError, match=str(activitynet_root / "train_q.json")):
         read_split("activitynet-qa", activitynet_root, "train")
     with pytest.raises(FileNotFoundError, match=r"Train_transition_question\.csv"):
-        read_split("tgif-qa", tgif_root, "train")  # all four tasks, but only action and count ship
+        read_split("tgif-qa", tgif_root, "train", task="transition")  # only action and count train files ship
+    # without a task, every task released for the split is read: here action and count
+    assert {r.task for r in read_split("tgif-qa", tgif_root, "train").records} == {"action", "count"}
+    with pytest.raises(FileNotFoundError, match="no TGIF-QA train annotation file"):
+        read_split("tgif-qa", tmp_path, "train")
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
         read_split("msvd-qa", tmp_path / "missing", "train")
 

@@ -1,0 +1,3 @@
+from siasamrea.data.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,488 @@
+"""The training and evaluation engine: one process or many (DDP), resumable, rank 0 writes everything.
+
+Run layout (``run.out_dir``)::
+
+    config.yaml        the resolved configuration
+    data.json          what the datasets kept, dropped and why
+    log.csv            per-step losses and learning rate (dvc plots)
+    epochs.csv         per-epoch metrics, one column per task/split/metric (dvc plots)
+    metrics.json       best and last epoch metrics, and the test metric at the best validation epoch
+    predictions/       per-question predictions of the last and of each task's best epoch
+    analysis.json      affinity matrices, clip predictions, soft labels and W1/W2 of a few training videos
+    checkpoints/       resumable checkpoints (safetensors)
+    model/             the inference model (save_pretrained; no W1/W2: they are training-only)
+    objective.safetensors  the trained W1/W2 (and projection g), for analysis
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from siasamrea import checkpoint as ckpt
+from siasamrea.config import Config, dump_config, resume_identity
+from siasamrea.data.dataset import collate, item_seed
+from siasamrea.distributed import DistInfo, all_gather_objects, barrier, broadcast_object, wrap_ddp
+from siasamrea.experiment import (
+    build_datasets,
+    build_model,
+    build_objective,
+    frame_source,
+    freeze_batchnorm,
+    load_tasks,
+    tokenizer_for,
+)
+from siasamrea.losses import clip_probabilities
+from siasamrea.metrics import aggregate_clips, main_metric, predictions, task_metrics
+from siasamrea.samplers import EvalBatchSampler, TrainBatchSampler
+
+LOG_FIELDS = ["step", "epoch", "task", "lr", "loss", "loss_gt", "loss_siamese", "loss_weights", "seconds"]
+
+
+class TrainModule(nn.Module):
+    """The model and the objective as one module, so DDP synchronises W1/W2 with the network."""
+
+    def __init__(self, model: nn.Module, objective: nn.Module):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(self, batch: dict, task: str) -> dict:
+        out = self.model(
+            batch["frames"], batch["input_ids"], batch["attention_mask"], task, batch["frame_mask"]
+        )
+        loss = self.objective(out, batch["target"])
+        return {"loss": loss.total, "gt": loss.gt, "siamese": loss.siamese, "weights": loss.weights}
+
+
+def linear_warmup_decay(total_steps: int, warmup_ratio: float):
+    """Paper Sec. 4.2: linear warm-up over the first 10% of steps, then linear decay to zero."""
+    warmup = int(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def build_optimizer(module: nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms, embeddings and the W1/W2 logits."""
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.dim() < 2 or "embeddings" in name or name.endswith("_logits"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _loader(dataset, batch_sampler, cfg: Config, info: DistInfo) -> DataLoader:
+    g = torch.Generator().manual_seed(item_seed(cfg.run.seed, info.rank, 0xD1))  # never the global RNG
+    workers = cfg.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=False,
+        generator=g,
+        prefetch_factor=2 if workers else None,
+    )
+
+
+@dataclass
+class History:
+    """Per-epoch metrics; survives resume through the checkpoint's meta.json."""
+
+    rows: list[dict] = field(default_factory=list)  # {"epoch", "step", "<task>/<split>/<metric>": value, ...}
+
+    def best(self, key: str, higher: bool) -> dict | None:
+        rows = [r for r in self.rows if key in r and not math.isnan(r[key])]
+        if not rows:
+            return None
+        pick = max if higher else min
+        return pick(rows, key=lambda r: r[key])
+
+
+class Trainer:
+    """Train and evaluate one configuration. ``Trainer(cfg, info).run()``."""
+
+    def __init__(self, cfg: Config, info: DistInfo):
+        self.cfg, self.info = cfg, info
+        self.out = Path(cfg.run.out_dir)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        torch.manual_seed(cfg.run.seed)  # same initial weights on every rank
+        self.tokenizer = tokenizer_for(cfg)
+        self.tasks = load_tasks(cfg)
+        self.kinds = {t.name: t.kind for t in self.tasks}
+        self.frames = frame_source(cfg)
+        self.train_sets, self.eval_sets = build_datasets(cfg, self.tasks, self.tokenizer, self.frames)
+        self.model, self.init_report = build_model(cfg, self.tasks, self.tokenizer)
+        self.objective = build_objective(cfg, self.model.hidden_size)
+        self.module = TrainModule(self.model, self.objective).to(info.device)
+        # Several heads, or a reasoner parameter unused by some step, leave parameters without gradient.
+        self.ddp = wrap_ddp(self.module, info, find_unused_parameters=len(self.tasks) > 1)
+        self.optimizer = build_optimizer(self.module, cfg)
+        self.samplers = {
+            name: TrainBatchSampler(len(ds), cfg.optim.batch_size, rank=info.rank, world_size=info.world_size,
+                                    seed=cfg.run.seed)
+            for name, ds in self.train_sets.items()
+        }  # fmt: skip
+        self.steps_per_epoch = sum(len(s) for s in self.samplers.values())
+        self.total_steps = self.steps_per_epoch * cfg.optim.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, linear_warmup_decay(self.total_steps, cfg.optim.warmup_ratio)
+        )
+        self.history = History()
+        self.step, self.epoch, self.step_in_epoch = 0, 0, 0
+        self.amp = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if info.device.type == "cuda" and cfg.run.bf16
+            else nullcontext()
+        )
+
+    # -- schedule -------------------------------------------------------------------------------------------
+    def epoch_schedule(self, epoch: int) -> list[str]:
+        """The order of task batches in an epoch: shuffled with ``(seed, epoch)``, identical on every rank."""
+        order = [name for name, s in self.samplers.items() for _ in range(len(s))]
+        g = torch.Generator().manual_seed(item_seed(self.cfg.run.seed, epoch, 0x7A5))
+        return [order[i] for i in torch.randperm(len(order), generator=g).tolist()]
+
+    # -- train -----------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg, info = self.cfg, self.info
+        if info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            dump_config(cfg, self.out / "config.yaml")
+            self._write_data_report()
+        self._resume()
+        t_start = time.perf_counter()
+        stopped = False
+        while self.epoch < cfg.optim.epochs and not stopped:
+            stopped = self._train_epoch()
+            if stopped:
+                break
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if self.epoch % cfg.eval.every_epochs == 0 or self.epoch == cfg.optim.epochs:
+                self._evaluate_all()
+            self._save()
+        result = {}
+        if not stopped:
+            if info.is_main:
+                result = self._finish(time.perf_counter() - t_start)
+            self._write_analysis()
+        barrier(info)
+        return result
+
+    def _train_epoch(self) -> bool:
+        """Train until the epoch ends (False) or ``run.max_steps`` is reached (True)."""
+        cfg, info = self.cfg, self.info
+        schedule = self.epoch_schedule(self.epoch)
+        done = schedule[: self.step_in_epoch]
+        iters = {}
+        for name, sampler in self.samplers.items():
+            sampler.set_epoch(self.epoch)
+            sampler.set_skip(done.count(name))
+            self.train_sets[name].set_epoch(self.epoch)
+            iters[name] = iter(_loader(self.train_sets[name], sampler, cfg, info))
+        self.module.train()
+        if cfg.model.freeze_bn:
+            freeze_batchnorm(self.module)
+        bar = None
+        if info.is_main and cfg.run.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=len(schedule),
+                initial=self.step_in_epoch,
+                desc=f"epoch {self.epoch + 1}/{cfg.optim.epochs}",
+            )
+        t0 = time.perf_counter()
+        for task in schedule[self.step_in_epoch :]:
+            if cfg.run.max_steps is not None and self.step >= cfg.run.max_steps:
+                return True
+            batch = _to(next(iters[task]), info.device)
+            with self.amp:
+                out = self.ddp(batch, task)
+            self.optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            self.step_in_epoch += 1
+            if info.is_main and (self.step % cfg.run.log_every == 0 or self.step_in_epoch == len(schedule)):
+                self._log_step(task, out, time.perf_counter() - t0)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(out['loss'].detach()):.3f}", task=task)
+            if (
+                cfg.run.checkpoint_every
+                and self.step % cfg.run.checkpoint_every == 0
+                and self.step_in_epoch < len(schedule)
+            ):
+                self._save()
+            t0 = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        return False
+
+    def _log_step(self, task: str, out: dict, seconds: float) -> None:
+        path = self.out / "log.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(LOG_FIELDS)
+            w.writerow([
+                self.step, self.epoch, task, f"{self.scheduler.get_last_lr()[0]:.6g}",
+                *(f"{float(out[k].detach()):.5f}" for k in ("loss", "gt", "siamese", "weights")),
+                f"{seconds:.4f}",
+            ])  # fmt: skip
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, task: str, split: str) -> tuple[dict, list[dict]]:
+        """Metrics of one task and split, and the per-question predictions (every rank gets both)."""
+        cfg, info = self.cfg, self.info
+        ds = self.eval_sets[(task, split)]
+        task_data = next(t for t in self.tasks if t.name == task)
+        sampler = EvalBatchSampler(len(ds), cfg.eval.batch_size, rank=info.rank, world_size=info.world_size)
+        loader = _loader(ds, sampler,
+                         cfg, info)  # fmt: skip
+        self.model.eval()
+        rows = []
+        for batch in loader:
+            b = _to(batch, info.device)
+            with self.amp:
+                logits = self.model(
+                    b["frames"], b["input_ids"], b["attention_mask"], task, b["frame_mask"]
+                ).logits
+            scores = aggregate_clips(logits.float(), cfg.eval.multi_clip if logits.shape[1] > 1 else None)
+            preds = predictions(self.kinds[task], scores, task_data.count_range)
+            for j, i in enumerate(batch["index"].tolist()):
+                r = ds.records[i]
+                rows.append({
+                    "index": i, "qid": r.qid, "video_id": r.video_id, "question_type": r.question_type,
+                    "target": batch["target"][j].item(), "pred": preds[j].item(),
+                    "anchor": batch["clip_indices"][j, 0].tolist(),
+                })  # fmt: skip
+        rows = sorted((r for part in all_gather_objects(rows, info) for r in part), key=lambda r: r["index"])
+        metrics = task_metrics(
+            self.kinds[task],
+            [r["pred"] for r in rows],
+            [r["target"] for r in rows],
+            [r["question_type"] for r in rows],
+        )
+        return metrics, rows
+
+    def _evaluate_all(self) -> None:
+        row = {"epoch": self.epoch, "step": self.step}
+        preds = {}
+        for task, split in self.eval_sets:
+            metrics, rows = self.evaluate(task, split)
+            name, _ = main_metric(self.kinds[task])
+            row[f"{task}/{split}/{name}"] = metrics[name]
+            for qtype, m in metrics["per_type"].items():
+                row[f"{task}/{split}/{name}/{qtype}"] = m[name]
+            preds[(task, split)] = rows
+        self.history.rows.append(row)
+        if self.info.is_main:
+            self._write_epochs()
+            self._write_predictions(preds, row)
+
+    def _write_predictions(self, preds: dict, row: dict) -> None:
+        d = self.out / "predictions"
+        d.mkdir(exist_ok=True)
+        for (task, split), rows in preds.items():
+            name, higher = main_metric(self.kinds[task])
+            key = f"{task}/{split}/{name}"
+            tags = ["last"]
+            best = self.history.best(key, higher)
+            if best is not None and best["epoch"] == row["epoch"]:
+                tags.append("best")
+            for tag in tags:
+                _write_json(
+                    d / f"{task}_{split}_{tag}.json", {"epoch": row["epoch"], "metric": name, "rows": rows}
+                )
+
+    def _write_epochs(self) -> None:
+        keys = sorted({k for r in self.history.rows for k in r} - {"epoch", "step"})
+        tmp = self.out / ".epochs.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "step", *(k.replace("/", "_") for k in keys)])
+            for r in self.history.rows:
+                w.writerow([r["epoch"], r["step"], *(r.get(k, "") for k in keys)])
+        os.replace(tmp, self.out / "epochs.csv")
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def _save(self) -> None:
+        if self.info.is_main:
+            meta = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history.rows,
+                    "world_size": self.info.world_size, "config": resume_identity(self.cfg)}  # fmt: skip
+            ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.module.state_dict(),
+                                 self.optimizer,
+                                 self.scheduler, meta, keep=self.cfg.run.keep_checkpoints)  # fmt: skip
+        barrier(self.info)
+
+    def _resume(self) -> None:
+        path = ckpt.latest_checkpoint(self.out / "checkpoints") if self.info.is_main else None
+        path = broadcast_object(None if path is None else str(path), self.info)
+        if path is None:
+            return
+        weights, state, meta = ckpt.load_checkpoint(path)
+        saved, current = meta.get("config", {}), json.loads(json.dumps(resume_identity(self.cfg)))
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            raise ValueError(
+                f"{self.out} holds checkpoints of another configuration (differs in {', '.join(changed)}); "
+                "resume with the same configuration, or use a new run.out_dir"
+            )
+        if meta.get("world_size", 1) != self.info.world_size:
+            raise ValueError(
+                f"{path} was written by {meta['world_size']} processes; resume with the same number "
+                f"(the data order per process depends on it), got {self.info.world_size}"
+            )
+        self.module.load_state_dict(weights)
+        ckpt.restore_optimizer(self.optimizer, state, meta)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        ckpt.set_rng_state(state)
+        self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
+        self.history.rows = meta["history"]
+        if self.info.is_main:
+            self._truncate_log(self.step)
+            if self.history.rows:
+                self._write_epochs()
+            print(f"resumed from {path} (epoch {self.epoch}, step {self.step})", flush=True)
+
+    def _truncate_log(self, step: int) -> None:
+        path = self.out / "log.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = [rows[0], *(r for r in rows[1:] if int(r[0]) <= step)]
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerows(keep)
+
+    # -- outputs ------------------------------------------------------------------------------------------
+    def _write_data_report(self) -> None:
+        report = {
+            "train": {name: ds.report.as_dict() for name, ds in self.train_sets.items()},
+            "eval": {f"{t}/{s}": ds.report.as_dict() for (t, s), ds in self.eval_sets.items()},
+            "annotation_rows_skipped": {t.name: t.skipped for t in self.tasks},
+            "answer_vocab": {t.name: len(t.vocab) for t in self.tasks if t.vocab},
+            "init_from": self.init_report,
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.info.world_size,
+        }
+        _write_json(self.out / "data.json", report)
+
+    def summary(self) -> dict:
+        """Best and last metrics per task and split, and the test metric at the best validation epoch."""
+        out = {"best": {}, "last": {}, "at_best_val": {}}
+        last = self.history.rows[-1] if self.history.rows else {}
+        for task, split in self.eval_sets:
+            name, higher = main_metric(self.kinds[task])
+            key = f"{task}/{split}/{name}"
+            best = self.history.best(key, higher)
+            out["best"].setdefault(task, {})[split] = (
+                {name: best[key], "epoch": best["epoch"]} if best else None
+            )
+            out["last"].setdefault(task, {})[split] = {name: last.get(key), "epoch": last.get("epoch")}
+            val = self.history.best(f"{task}/val/{name}", higher)
+            if val is not None and split != "val":
+                out["at_best_val"].setdefault(task, {})[split] = {name: val.get(key), "epoch": val["epoch"]}
+        return out
+
+    def _finish(self, seconds: float) -> dict:
+        result = {**self.summary(), "steps": self.step, "epochs": self.epoch,
+                  "train_seconds": round(seconds, 1),
+                  "variant": self.cfg.method.variant, "num_clips": self.cfg.train_clips}  # fmt: skip
+        _write_json(self.out / "metrics.json", result)
+        self.model.save_pretrained(self.out / "model")
+        from safetensors.torch import save_file
+
+        obj = {k: v.contiguous() for k, v in self.objective.state_dict().items()}
+        if obj:
+            save_file(obj, str(self.out / "objective.safetensors"))
+        return result
+
+    @torch.no_grad()
+    def _write_analysis(self) -> None:
+        """Affinity, clip predictions, soft label and W1/W2 for the first training videos of each task."""
+        n = self.cfg.run.analysis_videos
+        if n <= 0 or not self.info.is_main or self.objective.reasoner is None:
+            return
+        evidence = _load_evidence(self.cfg.data.evidence)
+        self.module.eval()
+        out = {"epoch": self.epoch, "variant": self.cfg.method.variant, "videos": []}
+        w1, w2 = self.objective.reasoner.weights()
+        out["w1"], out["w2"] = w1.tolist(), w2.tolist()
+        for task, ds in self.train_sets.items():
+            items = [ds[i] for i in range(min(n, len(ds)))]
+            if not items:
+                continue
+            b = _to(collate(items), self.info.device)
+            res = self.model(b["frames"], b["input_ids"], b["attention_mask"], task, b["frame_mask"])
+            probs = clip_probabilities(res.kind, res.logits.float(), self.objective.temperature)
+            reasoned = self.objective.reasoner(res.features.float(), probs)
+            task_data = next(t for t in self.tasks if t.name == task)
+            for j, it in enumerate(items):
+                r = ds.records[it["index"]]
+                out["videos"].append({
+                    "task": task, "kind": res.kind, "index": it["index"], "video_id": r.video_id,
+                    "video_path": str(r.video_path), "question": r.question, "answer": r.answer,
+                    "candidates": list(r.candidates), "target": it["target"], "num_frames": it["num_frames"],
+                    "clip_indices": it["clip_indices"].tolist(),
+                    "affinity": reasoned.affinity[j].tolist(), "probs": probs[j].tolist(),
+                    "soft_label": reasoned.soft_label[j].tolist(),
+                    "labels": task_data.vocab.answers if task_data.vocab else list(r.candidates),
+                    "evidence": evidence.get(r.video_path.stem),
+                })  # fmt: skip
+        _write_json(self.out / "analysis.json", out)
+
+
+def _load_evidence(path: str | None) -> dict:
+    if not path:
+        return {}
+    out = {}
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                e = json.loads(line)
+                out[e["video_id"]] = {"core": e["core"], "faint": e["faint"], "num_frames": e["num_frames"]}
+    return out
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,53 @@
+"""Train and evaluate: ``python -m siasamrea.train --config FILE [--set key=value ...]``.
+
+The same entry point runs one CPU process or, under ``torchrun --nproc_per_node N -m siasamrea.train ...``,
+one process per GPU (or CPU process with gloo) with DDP. Re-running a command whose ``run.out_dir`` holds
+checkpoints resumes from the newest intact one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from siasamrea.config import ConfigError, load_config
+from siasamrea.distributed import cleanup, setup
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m siasamrea.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--config", help="YAML config file (defaults are used for what it leaves out)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set method.num_clips=5 (YAML value)")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def train(config, overrides=None) -> dict:
+    """Run one configuration in this process (joining the torchrun group if there is one)."""
+    from siasamrea.engine import Trainer
+
+    cfg = config if not isinstance(config, (str, type(None))) else load_config(config, overrides)
+    info = setup(cfg.run.device)
+    try:
+        return Trainer(cfg, info).run()
+    finally:
+        cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    result = train(cfg)
+    if result:
+        print(json.dumps({k: result[k] for k in ("best", "last")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
