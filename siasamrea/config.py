@@ -55,7 +55,7 @@ class DataConfig:
     filter_manifest: str | None = None  # the frame filter's manifest: train only on videos it kept
     tokenizer: str = "data/synthetic/tokenizer"  # local tokenizer directory
     answer_vocab_size: int = 1000  # open-ended answers: the most frequent training answers
-    frame_size: int = 64  # frames are resized to frame_size x frame_size on decode
+    frame_size: int = 32  # frames are resized to frame_size x frame_size on decode
     max_text_len: int = 40
     num_workers: int = 0  # DataLoader workers per process
     cache: str | None = None  # a decoded-frame cache directory (siasamrea.data.frame_cache), or None
@@ -75,7 +75,10 @@ class ModelSection:
     text_checkpoint: str | None = None
     grid_pool: int | None = None
     max_grid: int = 16
-    freeze_bn: bool = True  # ClipBERT's frozen BatchNorm: per-sample, so DDP equals one big batch
+    # ClipBERT freezes BatchNorm (per-sample, so DDP equals one big batch). That needs statistics from
+    # pretraining: a from-scratch encoder with frozen (identity) BN barely learns, so None means "frozen
+    # iff model.vision_checkpoint is given".
+    freeze_bn: bool | None = None
     init_from: str | None = None  # a run directory or model directory to start from (pretraining)
 
 
@@ -163,6 +166,10 @@ class Config:
     @property
     def affinity(self) -> str:
         return "average" if self.method.variant == "skr_average" else "siamese"
+
+    @property
+    def freeze_bn(self) -> bool:
+        return self.model.vision_checkpoint is not None if self.model.freeze_bn is None else self.model.freeze_bn
 
     @property
     def gt_on(self) -> str:

@@ -77,10 +77,28 @@ def broadcast_object(obj, info: DistInfo):
     return box[0]
 
 
-def wrap_ddp(module: torch.nn.Module, info: DistInfo, *, find_unused_parameters: bool) -> torch.nn.Module:
-    """DDP around ``module`` when distributed; the module itself otherwise."""
+def wrap_ddp(
+    module: torch.nn.Module, info: DistInfo, *, find_unused_parameters: bool, sync_batchnorm: bool = False
+) -> torch.nn.Module:
+    """DDP around ``module`` when distributed; the module itself otherwise.
+
+    ``sync_batchnorm``: BatchNorm layers that normalise with batch statistics compute them over the global
+    batch (SyncBatchNorm), so N processes train as one would. PyTorch supports that on GPUs only: on CPU
+    (gloo) each process keeps its own statistics and a warning says so.
+    """
     if not info.distributed:
         return module
+    if sync_batchnorm:
+        if info.device.type == "cuda":
+            module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        else:
+            import warnings
+
+            warnings.warn(
+                "BatchNorm uses per-process batch statistics under gloo (SyncBatchNorm needs GPUs): "
+                "results differ slightly from a single process; set model.freeze_bn=true for exact equality",
+                stacklevel=2,
+            )
     ids = [info.local_rank] if info.device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(
         module, device_ids=ids, find_unused_parameters=find_unused_parameters

@@ -145,7 +145,9 @@ class Trainer:
         self.objective = build_objective(cfg, self.model.hidden_size)
         self.module = TrainModule(self.model, self.objective).to(info.device)
         # Several heads, or a reasoner parameter unused by some step, leave parameters without gradient.
-        self.ddp = wrap_ddp(self.module, info, find_unused_parameters=len(self.tasks) > 1)
+        self.ddp = wrap_ddp(
+            self.module, info, find_unused_parameters=len(self.tasks) > 1, sync_batchnorm=not cfg.freeze_bn
+        )
         self.optimizer = build_optimizer(self.module, cfg)
         self.samplers = {
             name: TrainBatchSampler(len(ds), cfg.optim.batch_size, rank=info.rank, world_size=info.world_size,
@@ -211,7 +213,7 @@ class Trainer:
             self.train_sets[name].set_epoch(self.epoch)
             iters[name] = iter(_loader(self.train_sets[name], sampler, cfg, info))
         self.module.train()
-        if cfg.model.freeze_bn:
+        if cfg.freeze_bn:
             freeze_batchnorm(self.module)
         bar = None
         if info.is_main and cfg.run.progress:
