@@ -169,7 +169,9 @@ class Config:
 
     @property
     def freeze_bn(self) -> bool:
-        return self.model.vision_checkpoint is not None if self.model.freeze_bn is None else self.model.freeze_bn
+        if self.model.freeze_bn is None:
+            return self.model.vision_checkpoint is not None
+        return self.model.freeze_bn
 
     @property
     def gt_on(self) -> str:

@@ -148,6 +148,9 @@ class Trainer:
         self.ddp = wrap_ddp(
             self.module, info, find_unused_parameters=len(self.tasks) > 1, sync_batchnorm=not cfg.freeze_bn
         )
+        if self.ddp is not self.module:  # SyncBatchNorm conversion may have replaced layers
+            self.module = self.ddp.module
+            self.model, self.objective = self.module.model, self.module.objective
         self.optimizer = build_optimizer(self.module, cfg)
         self.samplers = {
             name: TrainBatchSampler(len(ds), cfg.optim.batch_size, rank=info.rank, world_size=info.world_size,
