@@ -22,6 +22,7 @@ The W1/W2 ablation is ``method.learn_w1`` / ``method.learn_w2``; the open points
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -199,6 +200,30 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return isinstance(value, tp)
 
 
+#: Scientific notation without a dot (``5e-4``): PyYAML's YAML 1.1 resolver reads it as a string.
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _accepts_float(tp: Any) -> bool:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_accepts_float(a) for a in typing.get_args(tp))
+    return tp is float
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Integers where a float is expected become floats; so does ``5e-4``, which YAML 1.1 leaves a string."""
+    if typing.get_origin(tp) is list and isinstance(value, list):
+        (inner,) = typing.get_args(tp)
+        return [_coerce(v, inner) for v in value]
+    if not _accepts_float(tp) or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, int):
+        return float(value)
+    return value
+
+
 def _build(cls, values: dict, prefix: str):
     if not isinstance(values, dict):
         raise ConfigError(prefix, f"expected a mapping, got {type(values).__name__}")
@@ -216,8 +241,7 @@ def _build(cls, values: dict, prefix: str):
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, name)
             continue
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+        value = _coerce(value, tp)
         if not _type_ok(value, tp):
             raise ConfigError(name, f"expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
         kwargs[key] = value
@@ -240,7 +264,10 @@ def parse_override(item: str) -> dict:
     if "=" not in item:
         raise ConfigError(item, "an override must look like section.key=value")
     key, raw = item.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(key.strip(), f"cannot parse {raw!r} as a YAML value ({e})") from None
     out: dict = {}
     node = out
     parts = key.strip().split(".")
@@ -323,15 +350,43 @@ def validate(cfg: Config) -> None:
         raise ConfigError("optim.batch_size", f"must be >= 1, got {o.batch_size}")
     if not 0 <= o.warmup_ratio < 1:
         raise ConfigError("optim.warmup_ratio", f"must be in [0, 1), got {o.warmup_ratio}")
-    if len(o.betas) != 2:
-        raise ConfigError("optim.betas", f"needs two values, got {o.betas}")
+    if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
+        raise ConfigError("optim.betas", f"needs two values in [0, 1), got {o.betas}")
+    if o.weight_decay < 0:
+        raise ConfigError("optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
+    if o.grad_clip is not None and o.grad_clip < 0:  # a negative norm would flip the gradient's sign
+        raise ConfigError("optim.grad_clip", f"must be >= 0 (0 or null: no clipping), got {o.grad_clip}")
     e = cfg.eval
     if e.multi_clip is not None:
         _choice("eval.multi_clip", e.multi_clip, AGGREGATIONS)
     if e.num_clips < 1:
         raise ConfigError("eval.num_clips", f"must be >= 1, got {e.num_clips}")
+    # Used as divisors and counts during training: caught here, not after an epoch of training.
+    for key, value, low in (
+        ("eval.every_epochs", e.every_epochs, 1),
+        ("eval.batch_size", e.batch_size, 1),
+        ("run.log_every", cfg.run.log_every, 1),
+        ("run.checkpoint_every", cfg.run.checkpoint_every, 0),
+        ("run.keep_checkpoints", cfg.run.keep_checkpoints, 0),
+        ("run.max_steps", cfg.run.max_steps, 0),
+        ("run.threads", cfg.run.threads, 1),
+        ("data.num_workers", cfg.data.num_workers, 0),
+        ("data.train_limit", cfg.data.train_limit, 1),
+        ("data.eval_limit", cfg.data.eval_limit, 1),
+    ):
+        if value is not None and value < low:
+            raise ConfigError(key, f"must be >= {low}, got {value}")
     _choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
     _choice("data.on_error", cfg.data.on_error, ("raise", "skip"))
+    from siasamrea.data.registry import DATASETS
+
+    _choice("data.dataset", cfg.data.dataset, DATASETS)
+    if cfg.data.tasks is not None:
+        known = DATASETS[cfg.data.dataset].tasks
+        if cfg.data.dataset != "tgif-qa" and cfg.data.tasks:
+            raise ConfigError("data.tasks", f"{cfg.data.dataset} has a single task; leave data.tasks empty")
+        for task in cfg.data.tasks:
+            _choice("data.tasks", task, known)
     if cfg.data.frame_size < 16:
         raise ConfigError("data.frame_size", f"must be >= 16, got {cfg.data.frame_size}")
     for key in ("vision_checkpoint", "text_checkpoint", "init_from"):

@@ -209,9 +209,12 @@ class ClipBertVQA(nn.Module):
             ``[V, N, h*w, hidden]`` visual tokens.
         """
         v, n, t, hh, ww, _ = pixel_values.shape
-        x = pixel_values.reshape(v * n * t, hh, ww, 3).permute(0, 3, 1, 2)  # [VNT, 3, H, W]
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
-        x = ((x - self.pixel_mean) / self.pixel_std).contiguous(memory_format=torch.channels_last)
+        # [VNT, 3, H, W] as a view of the channels-last input, which the convolutions prefer
+        x = pixel_values.reshape(v * n * t, hh, ww, 3).permute(0, 3, 1, 2)
+        # (x / 255 - mean) / std in one fused pass over the frames (four separate passes cost twice as much)
+        scale = 1.0 / (self.pixel_std * (255.0 if x.dtype == torch.uint8 else 1.0))
+        x = torch.addcmul(-self.pixel_mean / self.pixel_std, x.float(), scale)
+        x = x.contiguous(memory_format=torch.channels_last)
         grid = self.vision(x).last_hidden_state  # [VNT, C, h, w]
         if self.config.grid_pool:
             grid = nn.functional.adaptive_avg_pool2d(grid, self.config.grid_pool)

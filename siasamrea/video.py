@@ -217,7 +217,7 @@ def read_frames(
             kind="index",
         )
     if idx.size == 0:
-        h, w = (size if size is not None else _to_numpy(vr[0]).shape[:2])
+        h, w = size if size is not None else _to_numpy(vr[0]).shape[:2]
         return torch.empty((0, h, w, 3), dtype=torch.uint8)
     # Decode each distinct frame once, in increasing order (decord then only seeks forward between
     # keyframes), and expand back to the requested order/repeats with a gather.
@@ -324,6 +324,11 @@ def _encoder_options(
         opts["crf"] = str(crf)
     if preset is not None:
         opts["preset"] = preset
+    # x264's macroblock-tree rate control makes the bitstream (and the decoded pixels, by up to ~25 levels
+    # on some frames) differ from run to run on identical input frames: seen on 64x64 videos, in one
+    # process and across processes, with any thread count. Without it the output is a function of the frames,
+    # so the synthetic benchmark and converted GIFs are reproducible.
+    x264_params = ["mbtree=0"] if codec == "libx264" else []
     if keyframe_interval is not None:
         # gop_size alone is not enough for x264: its scene-cut detection adds keyframes and its default
         # min-keyint lets GOPs come out shorter (gop_size=10 gave keyframes every 9 frames). Fix both
@@ -331,9 +336,11 @@ def _encoder_options(
         n = str(keyframe_interval)
         opts.update({"g": n, "keyint_min": n, "sc_threshold": "0"})
         if codec == "libx264":
-            opts["x264-params"] = f"keyint={n}:min-keyint={n}:scenecut=0"
+            x264_params += [f"keyint={n}", f"min-keyint={n}", "scenecut=0"]
         elif codec == "libx265":
             opts["x265-params"] = f"keyint={n}:min-keyint={n}:scenecut=0"
+    if x264_params:
+        opts["x264-params"] = ":".join(x264_params)
     return opts
 
 
@@ -378,7 +385,11 @@ class VideoWriter:
         self.height, self.width = height, width
         self.rate = _as_rate(fps)
         self.codec, self.keyframe_interval, self.crf, self.preset, self.pix_fmt = (
-            codec, keyframe_interval, crf, preset, pix_fmt,
+            codec,
+            keyframe_interval,
+            crf,
+            preset,
+            pix_fmt,
         )
         self.frames_written = 0
         self._target = None
@@ -461,8 +472,14 @@ def write_video(
     arr = _as_uint8_frames(frames)
     _, h, w, _ = arr.shape
     with VideoWriter(
-        path, height=h, width=w, fps=fps, codec=codec,
-        keyframe_interval=keyframe_interval, crf=crf, preset=preset,
+        path,
+        height=h,
+        width=w,
+        fps=fps,
+        codec=codec,
+        keyframe_interval=keyframe_interval,
+        crf=crf,
+        preset=preset,
     ) as writer:
         writer.write(arr)
     return writer.frames_written

@@ -55,7 +55,9 @@ def synthetic_overrides(root: Path, dataset: str, out_dir: Path, *extra: str) ->
     """``--set`` overrides that point a training run at the ``synthetic_root`` fixture's ``dataset``."""
     reader = {"tgif-qa": '{"video_dir": "mp4", "ext": "mp4"}', "stills": '{"video_dir": "mp4", "ext": "mp4"}',
               "msvd-qa": '{"ext": "mp4"}', "how2qa": "{}"}[dataset]  # fmt: skip
-    evals = {"tgif-qa": '["test"]', "stills": '["test"]', "msvd-qa": '["val", "test"]', "how2qa": '["val"]'}[dataset]
+    evals = {"tgif-qa": '["test"]', "stills": '["test"]', "msvd-qa": '["val", "test"]', "how2qa": '["val"]'}[
+        dataset
+    ]
     out = [
         f"data.dataset={'tgif-qa' if dataset == 'stills' else dataset}",
         f"data.root={root / dataset}",

@@ -133,7 +133,11 @@ def test_manifest_formats_on_disk(tmp_path):
     jsonl = write_manifest(report, tmp_path / "m.jsonl")
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert rows[1] == {
-        "video_id": "b", "path": "/v/b.mp4", "num_frames": None, "kept": False, "reason": "missing",
+        "video_id": "b",
+        "path": "/v/b.mp4",
+        "num_frames": None,
+        "kept": False,
+        "reason": "missing",
         "min_frames": 40,
     }
     assert read_manifest(tmp_path / "m.csv").entries == report.entries

@@ -62,8 +62,18 @@ def mean_colours(frames) -> np.ndarray:
 # Mid-range colours far apart, so a mix-up between frames exceeds the tolerance; h264 at crf 18 keeps a
 # solid 32x32 frame within a few levels (yuv420p round trip included).
 COLOURS = [
-    (200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (200, 30, 200),
-    (120, 120, 120), (230, 140, 60), (60, 140, 230), (140, 60, 230), (20, 20, 20), (235, 235, 235),
+    (200, 30, 30),
+    (30, 200, 30),
+    (30, 30, 200),
+    (200, 200, 30),
+    (30, 200, 200),
+    (200, 30, 200),
+    (120, 120, 120),
+    (230, 140, 60),
+    (60, 140, 230),
+    (140, 60, 230),
+    (20, 20, 20),
+    (235, 235, 235),
 ]
 TOL = 8
 
@@ -427,8 +437,14 @@ def bad_videos(tmp_path) -> dict[str, Path]:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes())
     return {
-        "good": good, "truncated": truncated, "truncated_faststart": truncated_faststart, "empty": empty,
-        "zero": zero, "gif": gif, "gif_named_mp4": gif_named_mp4, "garbage": garbage,
+        "good": good,
+        "truncated": truncated,
+        "truncated_faststart": truncated_faststart,
+        "empty": empty,
+        "zero": zero,
+        "gif": gif,
+        "gif_named_mp4": gif_named_mp4,
+        "garbage": garbage,
         "missing": tmp_path / "missing.mp4",
     }
 

@@ -69,16 +69,26 @@ def cmd_tokenizer(args) -> dict:
 def cmd_cache(args) -> dict:
     from siasamrea.data.frames import build_frame_cache
 
+    missing = [d for d in args.videos if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"cache: video folder not found: {', '.join(missing)}")
     videos = sorted(p for d in args.videos for p in Path(d).glob(f"*.{args.ext}"))
+    if not videos:  # an empty cache would only fail later, at the first read
+        raise SystemExit(f"cache: no *.{args.ext} files in {', '.join(args.videos)}")
     return build_frame_cache(videos, args.out, args.frame_size, workers=args.workers, progress=not args.quiet)
 
 
 def cmd_stats(args) -> dict:
-    from siasamrea.data.registry import available_splits, read_split, summarize
+    from siasamrea.data.registry import available_splits, get_dataset, read_split, summarize
     from siasamrea.data.vocab import AnswerVocab
 
     options = _options(args.option)
+    get_dataset(args.dataset)  # an unknown name fails first, listing the known ones
+    if not Path(args.root).is_dir():
+        raise FileNotFoundError(f"{args.dataset} annotation folder not found: {args.root}")
     splits = args.split or available_splits(args.dataset, args.root)
+    if not splits:  # not an empty summary: the root is most likely wrong
+        raise FileNotFoundError(f"no {args.dataset} annotation files in {args.root}")
     results = {s: read_split(args.dataset, args.root, s, on_error=args.on_error, **options) for s in splits}
     vocab = None
     if "train" in results:

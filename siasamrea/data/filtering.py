@@ -183,11 +183,13 @@ def write_manifest(report: FilterReport, path: str | os.PathLike) -> Path:
             writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
             writer.writeheader()
             for row in rows:
-                writer.writerow({
-                    **row,
-                    "num_frames": "" if row["num_frames"] is None else row["num_frames"],
-                    "kept": "true" if row["kept"] else "false",
-                })
+                writer.writerow(
+                    {
+                        **row,
+                        "num_frames": "" if row["num_frames"] is None else row["num_frames"],
+                        "kept": "true" if row["kept"] else "false",
+                    }
+                )
         else:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")

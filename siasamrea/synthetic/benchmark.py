@@ -14,9 +14,10 @@
 
 so the same readers serve the synthetic and the real data. TGIF-QA-like videos are short and long (the
 paper's 40-frame filter drops about half of them, as it drops 56% of TGIF-QA); the downstream sets are
-longer and look different (backgrounds, object sizes, distractors, lengths), so that pretraining and
-fine-tuning are distinct distributions. Every video comes from its own random stream
-``(seed, dataset, task, split, index)``: the output does not depend on the number of workers or the order.
+longer and look different (background patterns, number of distractors, lengths), so that pretraining and
+fine-tuning are distinct distributions; all sets share the colours and shapes, so knowledge transfers.
+Every video comes from its own random stream ``(seed, dataset, task, split, index)``: the output does
+not depend on the number of workers or the order.
 
 Difficulty is set by the visibility of the evidence (``core``/``ramp``/``faint_alpha`` of each
 :class:`~siasamrea.synthetic.tasks.Domain`), chosen from the baseline's accuracy only: see the README.

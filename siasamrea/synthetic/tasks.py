@@ -14,7 +14,7 @@ TGIF-QA-like tasks (pretraining):
 * ``transition`` (5-way multiple choice): a shape visible throughout turns another colour for a few frames;
   "what color does the star turn into ?".
 
-Downstream sets, distributed differently (other backgrounds, sizes, lengths, shapes and colours):
+Downstream sets, distributed differently (other background patterns, distractors and lengths):
 
 * MSVD-QA-like (open-ended, question types by first word: what / who / how / where): one coloured shape
   (1–3 copies) flashes in one region of the frame; questions ask its colour, its shape, how many, where.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from siasamrea.synthetic.render import COLORS, Sprite, drifting_distractors, envelope
+from siasamrea.synthetic.render import COLORS, SHAPES, Sprite, drifting_distractors, envelope
 
 ACTIONS = ("jump", "slide", "grow", "shrink", "blink", "shake")
 REGIONS = ("top", "bottom", "left", "right")
@@ -341,13 +341,22 @@ def _open_ended(domain, frame, rng, questions: tuple[int, int], qtype: str) -> V
     return sc.spec
 
 
+def _same_kind(pool: tuple[str, ...]) -> tuple[str, ...]:
+    for kind in (SHAPES, (*REGIONS, "center", "middle"), NUMBER_WORDS[1:], tuple(COLORS)):
+        if set(pool) <= set(kind):
+            return kind
+    raise ValueError(f"no decoys for answers {pool}")
+
+
 def _multiple_choice(domain, frame, rng, num_candidates: int) -> VideoSpec:
     sc = _event_scene(domain, frame, rng)
     templates = _templates(sc, domain)
     t = templates[int(rng.integers(len(templates)))]
     pool = list(t.pool)
-    if len(pool) < num_candidates:  # small answer pools (numbers): add other number words
-        pool += [w for w in NUMBER_WORDS[1:] if w not in pool][: num_candidates - len(pool)]
+    if len(pool) < num_candidates:
+        # Small answer pools get decoys of the same kind that are never an answer here (a shape the domain
+        # does not draw, "center", "four"): a candidate of another kind would be ruled out without looking.
+        pool += [w for w in _same_kind(t.pool) if w not in pool][: num_candidates - len(pool)]
     cands, idx = _mc(rng, t.answer, pool, num_candidates)
     sc.spec.questions.append(
         Question(t.question, t.answer, "multiple_choice", cands, idx, question_type=t.msvd_type)

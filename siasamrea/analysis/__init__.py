@@ -1,0 +1,1 @@
+"""Tables, figures and analyses of the pipeline's runs (used by the notebooks)."""

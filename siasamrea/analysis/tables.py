@@ -1,0 +1,802 @@
+"""The paper's tables from our runs: Markdown and a PNG each, with the paper's number beside ours.
+
+Every cell is the mean over seeds ± the 95% Student-t half-width (n seeds beside it; one seed: no
+interval, and the table says so). The headline number is the best-epoch metric on the dataset's headline
+split (test; How2QA: val), as the paper reports; the Markdown also gives the last epoch and, where a
+validation split exists, the test metric at the best validation epoch (the honest model-selection
+number). Paired differences between variants (same seeds) come with their own interval.
+
+Each table names its data at the top: on the embedded synthetic benchmark the numbers measure the method
+on a stand-in and are not comparable to the paper's in absolute terms.
+
+``build_tables(params, results)`` → list of :class:`Table`; ``write_tables(tables, out_dir)`` writes
+``<key>.md`` and ``<key>.png`` per table and ``summary.json`` with every number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.patches
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from siasamrea.analysis import paper
+from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
+from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
+
+#: Names of the real datasets the synthetic sets stand in for.
+REAL_NAMES = {
+    "msvd-qa": "MSVD-QA",
+    "msrvtt-qa": "MSRVTT-QA",
+    "activitynet-qa": "ActivityNet-QA",
+    "how2qa": "How2QA",
+    "tgif-qa": "TGIF-QA",
+}
+TASK_NAMES = {"action": "Action", "transition": "Trans.", "frameqa": "FrameQA", "count": "Count (MSE)"}
+
+
+def data_source(params: dict, datasets: list[str]) -> str:
+    """One line naming the data the numbers come from."""
+    names = ", ".join(REAL_NAMES.get(d, d) for d in datasets)
+    if params["data"].get("source", "synthetic") == "real":
+        return f"Data: {names} (real data, profile {params['name']!r})."
+    like = ", ".join(f"{REAL_NAMES.get(d, d)}-like" for d in datasets)
+    return (
+        f"Data: embedded synthetic benchmark, {like} set{'s' if len(datasets) > 1 else ''} — not {names}; "
+        f"numbers are not comparable to the paper's in absolute terms (profile {params['name']!r})."
+    )
+
+
+# -- the data model ----------------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    """One cell of a table: a method (row) on a dataset/task (column)."""
+
+    row: str  # what the reader sees ("w/ SKR")
+    section: str
+    variant: str
+    column: str  # dataset, or TGIF-QA task
+    dataset: str
+    task: str
+    split: str
+    metric: str  # "acc" or "mse"
+    best: Summary = field(default_factory=empty)
+    last: Summary = field(default_factory=empty)
+    at_best_val: Summary = field(default_factory=empty)
+    paper: float | None = None
+    paper_label: str = ""  # what the paper number is, when it is not this row's method
+    status: str = "ok"  # "ok" or why there is no number
+
+    @property
+    def scale(self) -> float:
+        return 100.0 if self.metric == "acc" else 1.0
+
+    @property
+    def digits(self) -> int:
+        return 1 if self.metric == "acc" else 2
+
+
+@dataclass
+class Contrast:
+    """A paired difference ``a − b`` (same seeds) on one column."""
+
+    label: str
+    column: str
+    metric: str
+    diff: Summary
+    paper: float | None = None
+
+    @property
+    def scale(self) -> float:
+        return 100.0 if self.metric == "acc" else 1.0
+
+
+@dataclass
+class Table:
+    key: str  # file stem in figures/
+    title: str
+    source: str
+    columns: list[str]
+    entries: list[Entry]
+    contrasts: list[Contrast] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- filling entries from the results ----------------------------------------------------------------------
+def _not_run_reason(params: dict, section: str, dataset: str, variant: str) -> str | None:
+    """Why (section, dataset, variant) has no runs in this profile; None if the profile lists it."""
+    if dataset not in params["data"]["datasets"]:
+        if params["data"].get("source", "synthetic") == "synthetic":
+            return "not run (no synthetic counterpart)"
+        return "not run (dataset not in this profile)"
+    sec = params.get(section) or {}
+    datasets = sec.get("datasets") or ([sec["dataset"]] if "dataset" in sec else [])
+    if dataset not in datasets:
+        return f"not run ({dataset} not in {section}.datasets of this profile)"
+    if variant not in (sec.get("variants") or {}):
+        return f"not run (variant {variant!r} not in {section}.variants of this profile)"
+    return None
+
+
+def fill(entry: Entry, params: dict, results: Results) -> Entry:
+    """Summaries over seeds of one entry (or its ``status`` when there is nothing to summarise)."""
+    reason = _not_run_reason(params, entry.section, entry.dataset, entry.variant)
+    if reason:
+        entry.status = reason
+        return entry
+    where = dict(
+        section=entry.section,
+        dataset=entry.dataset,
+        variant=entry.variant,
+        task=entry.task,
+        split=entry.split,
+    )
+    df = results.df
+    entry.best = mean_ci(by_seed(df, "best", **where))
+    entry.last = mean_ci(by_seed(df, "last", **where))
+    entry.at_best_val = mean_ci(by_seed(df, "at_best_val", **where))
+    if entry.best.n == 0:
+        entry.status = "missing (listed, no results yet)"
+    return entry
+
+
+def contrast(label: str, a: Entry, b: Entry, results: Results, paper_diff: float | None = None) -> Contrast:
+    """``a − b`` on the seeds both have (best-epoch metric)."""
+    da = by_seed(
+        results.df,
+        "best",
+        section=a.section,
+        dataset=a.dataset,
+        variant=a.variant,
+        task=a.task,
+        split=a.split,
+    )
+    db = by_seed(
+        results.df,
+        "best",
+        section=b.section,
+        dataset=b.dataset,
+        variant=b.variant,
+        task=b.task,
+        split=b.split,
+    )
+    if paper_diff is None and a.paper is not None and b.paper is not None and not a.paper_label:
+        paper_diff = a.paper - b.paper if not b.paper_label else None
+    return Contrast(label, a.column, a.metric, paired_diff(da, db), paper_diff)
+
+
+def _entry(
+    params, results, row, section, variant, dataset, paper_value=None, paper_label="", task=None, column=None
+) -> Entry:
+    task = task or dataset
+    split = headline_split(params, dataset)
+    metric = "mse" if task == "count" else "acc"
+    e = Entry(
+        row,
+        section,
+        variant,
+        column or dataset,
+        dataset,
+        task,
+        split,
+        metric,
+        paper=paper_value,
+        paper_label=paper_label,
+    )
+    return fill(e, params, results)
+
+
+def _find(entries: list[Entry], variant: str, column: str, section: str | None = None) -> Entry | None:
+    for e in entries:
+        if e.variant == variant and e.column == column and (section is None or e.section == section):
+            return e
+    return None
+
+
+def _contrasts(entries, pairs, columns, results) -> list[Contrast]:
+    """Paired differences for ``pairs`` of (label, (section_a, variant_a), (section_b, variant_b))."""
+    out = []
+    for col in columns:
+        for label, (sa, va), (sb, vb) in pairs:
+            a, b = _find(entries, va, col, sa), _find(entries, vb, col, sb)
+            if a is not None and b is not None and a.status == "ok" and b.status == "ok":
+                out.append(contrast(label, a, b, results))
+    return out
+
+
+def _method_label(params: dict, section: str, dataset: str, variant: str) -> str:
+    """Describe a variant by what it changes (e.g. ``stop_gradient=target, weight_objective=gt``)."""
+    over = ((params.get(section) or {}).get("variants") or {}).get(variant) or {}
+    m = dict(over.get("method", {}))
+    m.pop("variant", None)
+    o = over.get("optim", {})
+    bits = [f"{k}={v}" for k, v in {**m, **o}.items()]
+    return ", ".join(bits)
+
+
+# -- the tables --------------------------------------------------------------------------------------------
+TABLE1_DATASETS = ["how2qa", "msvd-qa"]
+TABLE1_ROWS = [("baseline", "baseline"), ("w/ SKR", "skr"), ("w/ SKG + SKR", "siasamrea")]
+
+
+def table1(params: dict, results: Results) -> Table:
+    entries = [
+        _entry(params, results, label, "finetune", v, ds, paper.TABLE1[v][ds])
+        for ds in TABLE1_DATASETS
+        for label, v in TABLE1_ROWS
+    ]
+    pairs = [
+        ("w/ SKR − baseline", ("finetune", "skr"), ("finetune", "baseline")),
+        ("w/ SKG+SKR − baseline", ("finetune", "siasamrea"), ("finetune", "baseline")),
+        ("w/ SKG+SKR − w/ SKR", ("finetune", "siasamrea"), ("finetune", "skr")),
+    ]
+    return Table(
+        "table1",
+        "Table 1: baseline / w/ SKR / w/ SKG+SKR",
+        data_source(params, TABLE1_DATASETS),
+        TABLE1_DATASETS,
+        entries,
+        _contrasts(entries, pairs, TABLE1_DATASETS, results),
+    )
+
+
+TABLE2_VARIANTS = ["n2", "n3", "n5", "siasamrea", "n13"]
+
+
+def table2(params: dict, results: Results) -> Table:
+    entries, notes = [], []
+    listed = params.get("finetune", {}).get("variants") or {}
+    k_default = train_clips(variant_settings(params, "finetune", TABLE1_DATASETS[0], "siasamrea")) - 1
+    for ds in TABLE1_DATASETS:
+        rows = []
+        for v in TABLE2_VARIANTS:
+            if v not in listed:
+                continue
+            k = train_clips(variant_settings(params, "finetune", ds, v)) - 1
+            rows.append((k, v))
+        for k, v in sorted(rows):
+            label = f"{k} siamese clip{'s' if k != 1 else ''} (N={k + 1})"
+            entries.append(_entry(params, results, label, "finetune", v, ds, paper.TABLE2[ds].get(k)))
+    ks = sorted({int(e.row.split()[0]) for e in entries})
+    missing = [k for k in paper.TABLE2["msvd-qa"] if k not in ks]
+    if missing:
+        notes.append(f"Siamese-clip counts the paper has but this profile does not run: {missing}.")
+    sia = [e for e in entries if e.variant == "siasamrea"]
+    if sia and not sia[0].row.startswith("8 "):
+        notes.append(
+            f"This profile's default SiaSamRea uses {sia[0].row.split(' (')[0]} (the paper: 8); the "
+            "paper column is matched by the number of siamese clips."
+        )
+    pairs = []
+    for v in TABLE2_VARIANTS:
+        if v != "siasamrea" and v in listed:
+            k = train_clips(variant_settings(params, "finetune", TABLE1_DATASETS[0], v)) - 1
+            pairs.append((f"{k} siamese − default ({k_default})", ("finetune", v), ("finetune", "siasamrea")))
+    return Table(
+        "table2",
+        "Table 2: number of siamese clips",
+        data_source(params, TABLE1_DATASETS),
+        TABLE1_DATASETS,
+        entries,
+        _contrasts(entries, pairs, TABLE1_DATASETS, results),
+        notes,
+    )
+
+
+def _ablation_datasets(params: dict) -> list[str]:
+    return list((params.get("ablations") or {}).get("datasets") or ["msvd-qa"])
+
+
+def _paper_if(ds: str, value: float | None) -> float | None:
+    """The paper's ablations are on MSVD-QA only."""
+    return value if ds == "msvd-qa" else None
+
+
+def w1_w2(params: dict, results: Results) -> Table:
+    datasets = _ablation_datasets(params)
+    rows = [
+        ("SiaSamRea (learned W1, W2)", "finetune", "siasamrea", "full"),
+        ("w/o W1", "ablations", "no_w1", "no_w1"),
+        ("w/o W2", "ablations", "no_w2", "no_w2"),
+        ("w/o W1, W2 (uniform)", "ablations", "no_w1_w2", "no_w1_w2"),
+    ]
+    entries = [
+        _entry(params, results, label, sec, v, ds, _paper_if(ds, paper.W1_W2[key]))
+        for ds in datasets
+        for label, sec, v, key in rows
+    ]
+    pairs = [(f"{label} − SiaSamRea", (sec, v), ("finetune", "siasamrea")) for label, sec, v, _ in rows[1:]]
+    return Table(
+        "w1_w2",
+        "Sec. 4.3: the effect of W1 and W2 (Eq. 5)",
+        data_source(params, datasets),
+        datasets,
+        entries,
+        _contrasts(entries, pairs, datasets, results),
+    )
+
+
+def anchor_copies(params: dict, results: Results) -> Table:
+    datasets = _ablation_datasets(params)
+    rows = [
+        ("baseline", "finetune", "baseline"),
+        ("anchor copies", "ablations", "anchor_copies"),
+        ("SiaSamRea (siamese clips)", "finetune", "siasamrea"),
+    ]
+    entries = [
+        _entry(params, results, label, sec, v, ds, _paper_if(ds, paper.ANCHOR_COPIES[v]))
+        for ds in datasets
+        for label, sec, v in rows
+    ]
+    pairs = [
+        ("anchor copies − baseline", ("ablations", "anchor_copies"), ("finetune", "baseline")),
+        ("SiaSamRea − baseline", ("finetune", "siasamrea"), ("finetune", "baseline")),
+        ("SiaSamRea − anchor copies", ("finetune", "siasamrea"), ("ablations", "anchor_copies")),
+    ]
+    notes = [
+        "Anchor copies: the siamese clips replaced by copies of the anchor (they differ only through "
+        "dropout); the paper used 8 copies, this profile "
+        f"{train_clips(variant_settings(params, 'ablations', datasets[0], 'anchor_copies')) - 1}."
+    ]
+    return Table(
+        "anchor_copies",
+        "Sec. 4.3: siamese clips vs copies of the anchor clip",
+        data_source(params, datasets),
+        datasets,
+        entries,
+        _contrasts(entries, pairs, datasets, results),
+        notes,
+    )
+
+
+def clip_budget(params: dict, results: Results) -> Table:
+    """DESIGN.md §2: the same clips without the reasoning separates "more clips" from "reasoning"."""
+    datasets = _ablation_datasets(params)
+    rows = [
+        ("baseline (anchor only, L_gt)", "finetune", "baseline", paper.TABLE1["baseline"]),
+        ("all clips supervised, no reasoning", "ablations", "all_clips", None),
+        ("SiaSamRea", "finetune", "siasamrea", paper.TABLE1["siasamrea"]),
+    ]
+    entries = [
+        _entry(params, results, label, sec, v, ds, (p or {}).get(ds))
+        for ds in datasets
+        for label, sec, v, p in rows
+    ]
+    pairs = [
+        ("all clips − baseline", ("ablations", "all_clips"), ("finetune", "baseline")),
+        ("SiaSamRea − baseline", ("finetune", "siasamrea"), ("finetune", "baseline")),
+        ("SiaSamRea − all clips", ("finetune", "siasamrea"), ("ablations", "all_clips")),
+    ]
+    notes = [
+        "Control the paper lacks (DESIGN.md §2): the same N siamese clips per video, every clip supervised "
+        "by L_gt, no L_siamese. The paper has no number for it."
+    ]
+    return Table(
+        "clip_budget",
+        "Control: equal clip budget without reasoning",
+        data_source(params, datasets),
+        datasets,
+        entries,
+        _contrasts(entries, pairs, datasets, results),
+        notes,
+    )
+
+
+OPEN_POINT_VARIANTS = ["stop_gradient", "stop_gradient_w_gt", "gt_all_clips"]
+
+
+def open_points(params: dict, results: Results) -> Table:
+    datasets = _ablation_datasets(params)
+    m = params.get("method", {})
+    default = (
+        f"SiaSamRea default (stop_gradient={m.get('stop_gradient')}, "
+        f"weight_objective={m.get('weight_objective')}, gt_on={m.get('gt_on')})"
+    )
+    entries = []
+    for ds in datasets:
+        entries.append(
+            _entry(
+                params,
+                results,
+                default,
+                "finetune",
+                "siasamrea",
+                ds,
+                _paper_if(ds, paper.TABLE1["siasamrea"].get(ds)),
+            )
+        )
+        for v in OPEN_POINT_VARIANTS:
+            label = (
+                f"{v} ({_method_label(params, 'ablations', ds, v)})"
+                if _not_run_reason(params, "ablations", ds, v) is None
+                else v
+            )
+            entries.append(_entry(params, results, label, "ablations", v, ds))
+    pairs = [(f"{v} − default", ("ablations", v), ("finetune", "siasamrea")) for v in OPEN_POINT_VARIANTS]
+    notes = [
+        "Open points the paper leaves unsettled (DESIGN.md §2): detaching the soft-label target, what "
+        "trains W1/W2 then (weight_objective=gt: cross-entropy of Q against the ground truth), and L_gt "
+        "on every clip. The paper reports only its own reading (the default row)."
+    ]
+    return Table(
+        "open_points",
+        "Open points of the method (DESIGN.md §2)",
+        data_source(params, datasets),
+        datasets,
+        entries,
+        _contrasts(entries, pairs, datasets, results),
+        notes,
+    )
+
+
+TABLE3_4_DATASETS = ["msrvtt-qa", "msvd-qa", "activitynet-qa", "how2qa"]
+
+
+def _best_prior(dataset: str) -> tuple[str, float]:
+    prior = {m: v[dataset] for m, v in paper.TABLE3_4.items() if m != "siasamrea" and dataset in v}
+    name = max(prior, key=prior.get)
+    return name, prior[name]
+
+
+def table3_4(params: dict, results: Results) -> Table:
+    entries, pairs = [], [("SiaSamRea − baseline", ("finetune", "siasamrea"), ("finetune", "baseline"))]
+    for ds in TABLE3_4_DATASETS:
+        name, value = _best_prior(ds)
+        entries.append(
+            _entry(params, results, "SiaSamRea", "finetune", "siasamrea", ds, paper.TABLE3_4["siasamrea"][ds])
+        )
+        entries.append(
+            _entry(
+                params,
+                results,
+                "baseline",
+                "finetune",
+                "baseline",
+                ds,
+                value,
+                f"best prior in the paper: {name}",
+            )
+        )
+    ran = [ds for ds in TABLE3_4_DATASETS if _not_run_reason(params, "finetune", ds, "siasamrea") is None]
+    notes = [
+        "Paper column of the baseline rows: the best prior method the paper lists (Tables 3–4), not a "
+        "baseline of the paper's own; ClipBERT-style sparse training is our baseline.",
+        "How2QA: the public val set, as in the paper's Table 4.",
+    ]
+    return Table(
+        "table3_4",
+        "Tables 3–4: per-dataset comparison",
+        data_source(params, ran or ["msvd-qa"]),
+        TABLE3_4_DATASETS,
+        entries,
+        _contrasts(entries, pairs, TABLE3_4_DATASETS, results),
+        notes,
+    )
+
+
+TABLE5_TASKS = ["action", "transition", "frameqa", "count"]
+
+
+def table5(params: dict, results: Results) -> Table:
+    ds = (params.get("pretrain") or {}).get("dataset", "tgif-qa")
+    entries = []
+    for task in TABLE5_TASKS:
+        entries.append(
+            _entry(
+                params,
+                results,
+                "SiaSamRea",
+                "pretrain",
+                "siasamrea",
+                ds,
+                paper.TABLE5["siasamrea"][task],
+                task=task,
+                column=task,
+            )
+        )
+        entries.append(
+            _entry(
+                params,
+                results,
+                "baseline",
+                "pretrain",
+                "baseline",
+                ds,
+                paper.TABLE5["ClipBERT*"][task],
+                "ClipBERT*",
+                task=task,
+                column=task,
+            )
+        )
+    pairs = [("SiaSamRea − baseline", ("pretrain", "siasamrea"), ("pretrain", "baseline"))]
+    contrasts = _contrasts(entries, pairs, TABLE5_TASKS, results)
+    for c in contrasts:  # ClipBERT* is the paper's counterpart of our baseline: its difference is comparable
+        c.paper = paper.TABLE5["siasamrea"][c.column] - paper.TABLE5["ClipBERT*"][c.column]
+    notes = [
+        "From the TGIF-QA pretraining runs (the paper does no extra fine-tuning on TGIF-QA). Count: mean "
+        "squared error, lower is better.",
+        "Paper column of the baseline rows: ClipBERT*, ClipBERT "
+        "fine-tuned on the same 40-frame-filtered data.",
+    ]
+    return Table(
+        "table5", "Table 5: TGIF-QA", data_source(params, [ds]), TABLE5_TASKS, entries, contrasts, notes
+    )
+
+
+TABLE_BUILDERS = (table1, table2, w1_w2, anchor_copies, clip_budget, open_points, table3_4, table5)
+
+
+def build_tables(params: dict, results: Results) -> list[Table]:
+    """Every table of the paper (and the controls), from the collected runs."""
+    return [build(params, results) for build in TABLE_BUILDERS]
+
+
+# -- Markdown ---------------------------------------------------------------------------------------------
+def _paper_cell(e: Entry) -> str:
+    if e.paper is None:
+        return "—"
+    text = f"{e.paper:.1f}" if e.metric == "acc" else f"{e.paper:.2f}"
+    return f"{text} ({e.paper_label})" if e.paper_label else text
+
+
+def _cell(s: Summary, e: Entry) -> str:
+    return s.format(e.scale, e.digits)
+
+
+def to_markdown(t: Table) -> str:
+    unit = (
+        "accuracy in % (Count: MSE)" if any(e.metric == "mse" for e in t.entries) else "top-1 accuracy in %"
+    )
+    lines = [
+        f"### {t.title}",
+        "",
+        f"**{t.source}**",
+        "",
+        f"Mean over seeds ± 95% t-interval half-width ({unit}); best epoch on the headline split as the "
+        "paper reports; n = seeds. Paper: single runs.",
+        "",
+        "| method | dataset / task | split | n | ours (best epoch) | paper | ours (last epoch) | "
+        "ours (at best val) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in t.entries:
+        col = TASK_NAMES.get(e.column, REAL_NAMES.get(e.column, e.column))
+        if e.status != "ok":
+            lines.append(f"| {e.row} | {col} | {e.split} | 0 | *{e.status}* | {_paper_cell(e)} | | |")
+            continue
+        abv = (
+            _cell(e.at_best_val, e) if e.at_best_val.n else "n/a (no val split)" if e.split != "val" else "—"
+        )
+        lines.append(
+            f"| {e.row} | {col} | {e.split} | {e.best.n} | **{_cell(e.best, e)}** | {_paper_cell(e)} | "
+            f"{_cell(e.last, e)} | {abv} |"
+        )
+    if t.contrasts:
+        lines += [
+            "",
+            "Paired differences (same seeds, best epoch):",
+            "",
+            "| difference | dataset / task | n | ours | paper |",
+            "|---|---|---|---|---|",
+        ]
+        for c in t.contrasts:
+            digits = 1 if c.metric == "acc" else 2
+            p = "—" if c.paper is None else f"{c.paper:+.{digits}f}"
+            col = TASK_NAMES.get(c.column, REAL_NAMES.get(c.column, c.column))
+            lines.append(
+                f"| {c.label} | {col} | {c.diff.n} | {c.diff.format(c.scale, digits, sign=True)} | {p} |"
+            )
+    if any(e.status == "ok" and e.best.n == 1 for e in t.entries):
+        lines += ["", "*n = 1 seed: no confidence interval can be given (n/a).*"]
+    if t.notes:
+        lines += ["", *(f"- {n}" for n in t.notes)]
+    return "\n".join(lines) + "\n"
+
+
+# -- plot -------------------------------------------------------------------------------------------------
+OURS_COLOR, PAPER_COLOR = "#1f77b4", "#bbbbbb"
+
+
+def plot_table(t: Table):
+    """Bars: ours (mean, 95% CI) beside the paper's number, one panel per dataset/task; paired differences
+    below. Returns the figure."""
+    cols = t.columns
+    has_contrasts = bool(t.contrasts)
+    nrows = 2 if has_contrasts else 1
+    per_col = max([sum(c.column == col for c in t.contrasts) for col in cols] or [0])
+    heights = [4.0, 0.45 * per_col + 0.9][:nrows]
+    fig, axes = plt.subplots(
+        nrows,
+        len(cols),
+        figsize=(max(4.0 * len(cols), 8), sum(heights) + 1.4),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for j, col in enumerate(cols):
+        _plot_column(axes[0, j], col, [e for e in t.entries if e.column == col])
+        if has_contrasts:
+            _plot_contrasts(axes[1, j], [c for c in t.contrasts if c.column == col])
+    handles = [
+        matplotlib.patches.Patch(color=OURS_COLOR, label="ours: mean over seeds, 95% CI"),
+        matplotlib.patches.Patch(
+            facecolor=PAPER_COLOR, hatch="//", edgecolor="0.4", label="paper (single run)"
+        ),
+    ]
+    fig.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=2)
+    source = textwrap.fill(t.source, 140 if len(cols) > 2 else 110)
+    fig.suptitle(f"{t.title}\n{source}", fontsize=9)
+    fig.text(
+        0.01,
+        0.005,
+        "Error bars: 95% Student-t interval over seeds (none with n = 1). Paper: single "
+        "runs, reported numbers.",
+        fontsize=7,
+        color="0.3",
+    )
+    fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.6 / (sum(heights) + 1.4)))
+    return fig
+
+
+def _plot_column(ax, col: str, es: list[Entry]) -> None:
+    """One dataset/task: for each row, our bar (with CI) and the paper's hatched bar beside it."""
+    top = 0.0
+    for i, e in enumerate(es):
+        if e.status == "ok" and e.best.n > 0:
+            y = e.best.mean * e.scale
+            err = e.best.half * e.scale if e.best.has_interval else None
+            ax.bar(i - 0.2, y, 0.4, color=OURS_COLOR, yerr=err, capsize=3)
+            ax.text(i - 0.2, y + (err or 0), f"{y:.{e.digits}f}\nn={e.best.n}", ha="center", va="bottom",
+                    fontsize=7)  # fmt: skip
+            top = max(top, y + (err or 0))
+        else:
+            ax.text(i - 0.2, 0.02, _wrap(e.status, 22), transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=6, rotation=90, color="0.3")  # fmt: skip
+        if e.paper is None:
+            ax.text(i + 0.2, 0.02, "no paper\nnumber", transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=6, color="0.4")  # fmt: skip
+        else:
+            ax.bar(i + 0.2, e.paper, 0.4, color=PAPER_COLOR, hatch="//", edgecolor="0.4")
+            ax.text(i + 0.2, e.paper, f"{e.paper:.{e.digits}f}", ha="center", va="bottom", fontsize=7)
+            top = max(top, e.paper)
+    ax.set_xlim(-0.7, len(es) - 0.3)
+    ax.set_ylim(0, top * 1.18 if top > 0 else 1)
+    ax.set_xticks(range(len(es)))
+    ax.set_xticklabels([_wrap(e.row) for e in es], fontsize=7)
+    metric = es[0].metric if es else "acc"
+    ax.set_ylabel("MSE (lower is better)" if metric == "mse" else "accuracy (%)")
+    split = es[0].split if es else ""
+    ax.set_title(f"{TASK_NAMES.get(col, REAL_NAMES.get(col, col))} ({split})", fontsize=9)
+
+
+def _plot_contrasts(ax, contrasts: list[Contrast]) -> None:
+    if not contrasts:
+        ax.axis("off")
+        return
+    for i, c in enumerate(contrasts):
+        if c.diff.n:
+            err = c.diff.half * c.scale if c.diff.has_interval else None
+            ax.errorbar(
+                c.diff.mean * c.scale,
+                i,
+                xerr=err,
+                fmt="o",
+                color=OURS_COLOR,
+                capsize=3,
+                label="ours: paired Δ (95% CI)" if i == 0 else None,
+            )
+        if c.paper is not None:
+            ax.plot(
+                c.paper,
+                i,
+                "D",
+                color="0.45",
+                label="paper Δ" if i == 0 or not any(x.paper is not None for x in contrasts[:i]) else None,
+            )
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(contrasts)))
+    ax.set_yticklabels([_wrap(c.label, 28) for c in contrasts], fontsize=7)
+    ax.set_xlabel("difference (points)" if contrasts[0].metric == "acc" else "difference (MSE)", fontsize=8)
+    ax.invert_yaxis()
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7)
+
+
+def _wrap(text: str, width: int = 18) -> str:
+    words, lines, cur = text.split(), [], ""
+    for w in words:
+        if cur and len(cur) + len(w) + 1 > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    lines.append(cur)
+    return "\n".join(lines)
+
+
+# -- output -----------------------------------------------------------------------------------------------
+def to_dict(t: Table) -> dict:
+    """Every number of a table, in the units shown (accuracy in %, MSE as is)."""
+    return {
+        "title": t.title,
+        "source": t.source,
+        "notes": t.notes,
+        "entries": [
+            {
+                "row": e.row,
+                "section": e.section,
+                "variant": e.variant,
+                "dataset": e.dataset,
+                "task": e.task,
+                "split": e.split,
+                "metric": e.metric,
+                "unit": "%" if e.metric == "acc" else "mse",
+                "status": e.status,
+                "best": e.best.as_dict(e.scale),
+                "last": e.last.as_dict(e.scale),
+                "at_best_val": e.at_best_val.as_dict(e.scale),
+                "paper": e.paper,
+                "paper_label": e.paper_label,
+            }
+            for e in t.entries
+        ],
+        "contrasts": [
+            {
+                "label": c.label,
+                "column": c.column,
+                "metric": c.metric,
+                "diff": c.diff.as_dict(c.scale),
+                "paper": c.paper,
+            }
+            for c in t.contrasts
+        ],
+    }
+
+
+def write_tables(tables: list[Table], out_dir: str | Path, results: Results | None = None) -> list[Path]:
+    """``<key>.md`` and ``<key>.png`` per table, ``summary.json`` (and ``runs.csv``: the tidy run table)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in tables:
+        (out / f"{t.key}.md").write_text(to_markdown(t))
+        fig = plot_table(t)
+        fig.savefig(out / f"{t.key}.png", dpi=110)
+        plt.close(fig)
+        written += [out / f"{t.key}.md", out / f"{t.key}.png"]
+    summary = {"tables": {t.key: to_dict(t) for t in tables}}
+    if results is not None:
+        summary["missing_runs"] = [{"run": ref.path, "reason": why} for ref, why in results.missing]
+        results.df.to_csv(out / "runs.csv", index=False)
+        written.append(out / "runs.csv")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, allow_nan=False, default=_nan_none))
+    written.append(out / "summary.json")
+    return written
+
+
+def _nan_none(x):
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def entries_frame(t: Table) -> pd.DataFrame:
+    """A table's entries as a DataFrame (for notebooks)."""
+    return pd.DataFrame(
+        [
+            {
+                "row": e.row,
+                "column": e.column,
+                "n": e.best.n,
+                "best": e.best.format(e.scale, e.digits),
+                "paper": e.paper,
+                "status": e.status,
+            }
+            for e in t.entries
+        ]
+    )

@@ -1,0 +1,39 @@
+"""``python -m siasamrea.bench [--quick] [--out FILE] [--threads N] [--compile] [--only SECTION ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SECTIONS = ("training", "reasoning", "inference", "loading", "loader", "memory", "explore")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m siasamrea.bench", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes (under a minute)")
+    ap.add_argument("--out", default="bench.json", help="JSON report path (default: bench.json)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: available cores)")
+    ap.add_argument("--compile", action="store_true", help="also measure torch.compile (full run; slow)")
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    ap.add_argument("--workdir", default=None, help="keep generated videos here (default: a temp dir)")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from siasamrea.bench import format_table, run_benchmark, write_report
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    report = run_benchmark(
+        quick=args.quick, threads=args.threads, workdir=args.workdir, compile=args.compile,
+        sections=tuple(args.only) if args.only else None, log=log,
+    )  # fmt: skip
+    write_report(report, args.out)
+    print(format_table(report))
+    print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

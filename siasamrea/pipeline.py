@@ -1,0 +1,260 @@
+"""What the DVC stages do, behind the notebooks: the active profile of ``params.yaml`` turned into runs.
+
+``params.yaml`` holds every profile (``profiles.smoke``, ``profiles.default``, ``profiles.paper``) and
+``active: *<profile>`` selects one; stages depend on ``active.*`` keys, so switching the profile, or
+editing one variant, re-runs exactly what it changes. A notebook receives its stage's identity from
+papermill (``dataset``, ``variant``, ``seed``) and calls :func:`finetune_config` & co., which read the
+matching sections of the active profile.
+
+Run directories (``runs/``)::
+
+    runs/init/                         image-text stand-in (stills) -> initial weights
+    runs/pretrain/<variant>-s<seed>/   TGIF-QA multi-task pretraining, from runs/init
+    runs/finetune/<dataset>-<variant>-s<seed>/   downstream fine-tuning, from runs/pretrain/<init>
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from siasamrea.config import Config, config_from_dict, dump_config
+
+PARAMS_FILE = "params.yaml"
+
+
+# -- params ------------------------------------------------------------------------------------------------
+def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> dict:
+    """The active profile of ``params.yaml`` (a plain dict).
+
+    ``profile``, when given, must be the active profile's name: a stage notebook passes the profile it
+    was launched for, so a notebook executed against a different ``active`` fails instead of mixing runs.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no params file (run from the repository root)")
+    params = yaml.safe_load(p.read_text())
+    if "active" not in params:
+        raise KeyError(f"{p}: no 'active' profile (expected 'active: *<profile>')")
+    active = params["active"]
+    if profile is not None and active.get("name") != profile:
+        raise ValueError(
+            f"{p}: the active profile is {active.get('name')!r}, the notebook asked for {profile!r}"
+        )
+    return active
+
+
+def _merge(base: dict, over: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = (
+            _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        )
+    return out
+
+
+def dataset_section(params: dict, dataset: str) -> dict:
+    """``data`` settings of one dataset: root, reader options, splits (from ``params.data.datasets``)."""
+    datasets = params["data"]["datasets"]
+    if dataset not in datasets:
+        raise KeyError(f"params: data.datasets has no {dataset!r} (known: {sorted(datasets)})")
+    return datasets[dataset]
+
+
+def _data_config(params: dict, dataset: str) -> dict:
+    d = dataset_section(params, dataset)
+    data = params["data"]
+    out = {
+        "dataset": d.get("format", dataset),
+        "root": d["root"],
+        "reader": d.get("reader", {}),
+        "tasks": d.get("tasks"),
+        "eval_splits": d["eval_splits"],
+        "tokenizer": data["tokenizer"],
+        "frame_size": data["frame_size"],
+        "cache": d.get("cache"),
+        "evidence": d.get("evidence"),
+        "filter_manifest": d.get("filter_manifest"),
+        "num_workers": data.get("num_workers", 0),
+        "answer_vocab_size": d.get("answer_vocab_size", 1000),
+        "train_limit": d.get("train_limit"),
+        "eval_limit": d.get("eval_limit"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _base_config(params: dict, dataset: str, out_dir: str, seed: int, stage: dict) -> dict:
+    """The run configuration shared by every stage, with the stage's own overrides on top."""
+    cfg = {
+        "data": _data_config(params, dataset),
+        "model": copy.deepcopy(params.get("model", {})),
+        "method": copy.deepcopy(params.get("method", {})),
+        "optim": copy.deepcopy(params.get("optim", {})),
+        "eval": copy.deepcopy(params.get("eval", {})),
+        "run": {**copy.deepcopy(params.get("run", {})), "out_dir": out_dir, "seed": int(seed)},
+    }
+    return _merge(cfg, stage.get("config"))
+
+
+def init_config(params: dict) -> Config:
+    """The image-text stand-in (stills) run that makes the initial weights."""
+    stage = params["init"]
+    return config_from_dict(_base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage))
+
+
+def pretrain_dir(variant: str, seed: int) -> str:
+    return f"runs/pretrain/{variant}-s{seed}"
+
+
+def pretrain_config(params: dict, variant: str, seed: int) -> Config:
+    """TGIF-QA multi-task pretraining of one variant and seed, from the initial weights."""
+    stage = params["pretrain"]
+    cfg = _base_config(params, stage["dataset"], pretrain_dir(variant, seed), seed, stage)
+    cfg = _merge(cfg, _variant(params, "pretrain", variant))
+    if params["init"].get("enabled", True):
+        cfg["model"]["init_from"] = "runs/init"
+    return config_from_dict(cfg)
+
+
+FINETUNE_SECTIONS = ("finetune", "ablations", "budget")
+
+
+def finetune_dir(section: str, dataset: str, variant: str, seed: int) -> str:
+    return f"runs/{section}/{dataset}-{variant}-s{seed}"
+
+
+def finetune_config(params: dict, dataset: str, variant: str, seed: int, section: str = "finetune") -> Config:
+    """Downstream fine-tuning of one variant and seed, from the shared pretrained checkpoint.
+
+    ``section``: ``finetune`` (Tables 1–4), ``ablations`` (W1/W2, anchor copies, controls, open points) or
+    ``budget`` (training-budget sweep); each lists its variants as config overrides. Dataset settings
+    (e.g. epochs) come from ``finetune.datasets.<dataset>``.
+    """
+    if section not in FINETUNE_SECTIONS:
+        raise ValueError(f"section must be one of {FINETUNE_SECTIONS}, got {section!r}")
+    stage = params["finetune"]
+    cfg = _base_config(params, dataset, finetune_dir(section, dataset, variant, seed), seed, stage)
+    cfg = _merge(cfg, stage.get("datasets", {}).get(dataset, {}).get("config"))
+    cfg = _merge(cfg, _variant(params, section, variant))
+    init = stage.get("init_from")
+    if init:
+        cfg["model"]["init_from"] = init
+    return config_from_dict(cfg)
+
+
+def _variant(params: dict, section: str, name: str) -> dict:
+    variants = params[section]["variants"]
+    if name not in variants:
+        raise KeyError(f"params: {section}.variants has no {name!r} (known: {sorted(variants)})")
+    return variants[name] or {}
+
+
+def stage_config(
+    params: dict, stage: str, *, dataset: str | None = None, variant: str | None = None, seed: int = 0
+) -> Config | None:
+    """The configuration of a DVC stage instance (``stage`` as in dvc.yaml); ``None`` for a disabled init."""
+    if stage == "init":
+        return init_config(params) if params["init"].get("enabled", True) else None
+    if stage == "pretrain":
+        return pretrain_config(params, variant, seed)
+    if stage in FINETUNE_SECTIONS:
+        return finetune_config(params, dataset, variant, seed, section=stage)
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+# -- running -------------------------------------------------------------------------------------------
+def run_training(cfg: Config, *, nproc: int = 1, fresh: bool = True) -> dict:
+    """Train one configuration: in this process, or under ``torchrun`` with ``nproc`` processes.
+
+    ``fresh``: start from scratch (a DVC stage re-runs because something it depends on changed, so stale
+    checkpoints in the run directory must not be resumed). Returns the run's metrics.json.
+    """
+    out = Path(cfg.run.out_dir)
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if nproc <= 1:
+        from siasamrea.train import train
+
+        train(cfg)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "launch.yaml")
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+               "-m", "siasamrea.train", "--config", str(out / "launch.yaml")]  # fmt: skip
+        subprocess.run(cmd, check=True, env={**os.environ})
+    return json.loads((out / "metrics.json").read_text())
+
+
+def run_stage(cfg: Config | None, params: dict, stage: str) -> dict:
+    """Run a stage's training (``cfg=None``: a disabled init stage, which leaves a note and no weights)."""
+    if cfg is None:
+        out = Path("runs") / stage
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        note = {"skipped": f"{stage} is disabled in profile {params['name']!r}"}
+        (out / "metrics.json").write_text(json.dumps(note))
+        export_metrics(out)
+        return note
+    metrics = run_training(cfg, nproc=params["launch"]["nproc_per_node"])
+    export_metrics(cfg.run.out_dir)
+    return metrics
+
+
+def metrics_path(run_dir: str | Path) -> Path:
+    """Where a run's metrics are exported for DVC: ``runs/x/y`` -> ``metrics/x/y.json`` (DVC metrics and
+    plots cannot live inside another output's directory)."""
+    rel = Path(run_dir).relative_to("runs")
+    return Path("metrics") / rel.parent / f"{rel.name}.json"
+
+
+def export_metrics(run_dir: str | Path) -> None:
+    """Copy metrics.json and the per-epoch CSV next to each other under ``metrics/``."""
+    dst = metrics_path(run_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(run_dir) / "metrics.json", dst)
+    if (Path(run_dir) / "epochs.csv").is_file():
+        shutil.copyfile(Path(run_dir) / "epochs.csv", dst.with_suffix(".epochs.csv"))
+
+
+def metrics_markdown(metrics: dict) -> str:
+    """A Markdown table of a run's best and last metrics per task and split."""
+    if "skipped" in metrics:
+        return f"*{metrics['skipped']}*"
+    rows = ["| task | split | metric | best | best epoch | last |", "|---|---|---|---|---|---|"]
+    for task, splits in metrics["best"].items():
+        for split, best in splits.items():
+            last = metrics["last"][task][split]
+            name = "mse" if "mse" in (best or last) else "acc"
+            b = f"{best[name]:.4f}" if best else "n/a"
+            rows.append(
+                f"| {task} | {split} | {name} | {b} | {best['epoch'] if best else ''} | {last[name]:.4f} |"
+            )
+    rows.append(f"\n{metrics['steps']} steps, {metrics['train_seconds']} s of training")
+    return "\n".join(rows)
+
+
+def split_table(summary: dict) -> list[dict]:
+    """One row per dataset and split of the data stage's summary."""
+    rows = []
+    for ds, splits in summary["datasets"].items():
+        for split, s in splits.items():
+            rows.append({"dataset": ds, "split": split, "questions": s["questions"], "videos": s["videos"],
+                         "answer_vocab": s.get("answer_vocab_size"), "oov": (s.get("vocab") or {}).get("oov"),
+                         "skipped": s["skipped"]["total"]})  # fmt: skip
+    return rows
+
+
+def summarize_run(run_dir: str | Path) -> dict:
+    """The headline numbers of a finished run (for notebooks to display)."""
+    d = Path(run_dir)
+    metrics = json.loads((d / "metrics.json").read_text())
+    data = json.loads((d / "data.json").read_text())
+    return {"best": metrics["best"], "last": metrics["last"], "train_seconds": metrics["train_seconds"],
+            "data": data["train"]}  # fmt: skip
