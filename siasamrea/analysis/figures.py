@@ -28,6 +28,7 @@ import seaborn as sns
 from siasamrea.analysis import evidence as ev
 from siasamrea.analysis.mechanism import evidence_datasets, reference_clips
 from siasamrea.analysis.results import headline_split, variant_settings
+from siasamrea.analysis.tables import data_source
 from siasamrea.data.dataset import ClipSpec
 from siasamrea.sampling import dense_frames
 from siasamrea.video import read_frames
@@ -46,8 +47,12 @@ class Pick:
     reason: str
     video_path: str = ""
 
-    def markdown(self, title: str) -> str:
-        return f"**{title}**: `{self.dataset}` video `{self.video_id}` (item {self.index}). {self.reason}\n"
+    def markdown(self, title: str, params: dict | None = None) -> str:
+        """One paragraph on the pick; with ``params``, a second line naming the data (synthetic or real)."""
+        text = f"**{title}**: `{self.dataset}` video `{self.video_id}` (item {self.index}). {self.reason}\n"
+        if params is not None:
+            text += "\n" + data_source(params, [self.dataset]) + "\n"
+        return text
 
 
 # -- drawing helpers --------------------------------------------------------------------------------------

@@ -248,20 +248,28 @@ def table1(params: dict, results: Results) -> Table:
 TABLE2_VARIANTS = ["n2", "n3", "n5", "siasamrea", "n13"]
 
 
+def _table2_section(params: dict, variant: str) -> str | None:
+    """Where a profile lists a Table 2 variant: ``finetune`` (every fine-tuning dataset) or ``ablations``
+    (the ablation datasets only, as the embedded default does to save time); None if it is not run."""
+    for section in ("finetune", "ablations"):
+        if variant in ((params.get(section) or {}).get("variants") or {}):
+            return section
+    return None
+
+
 def table2(params: dict, results: Results) -> Table:
     entries, notes = [], []
-    listed = params.get("finetune", {}).get("variants") or {}
-    k_default = train_clips(variant_settings(params, "finetune", TABLE1_DATASETS[0], "siasamrea")) - 1
+    where = {v: _table2_section(params, v) for v in TABLE2_VARIANTS}
+    where = {v: sec for v, sec in where.items() if sec is not None}
+
+    def clips(v: str, ds: str) -> int:
+        return train_clips(variant_settings(params, where[v], ds, v)) - 1
+
+    k_default = clips("siasamrea", TABLE1_DATASETS[0]) if "siasamrea" in where else None
     for ds in TABLE1_DATASETS:
-        rows = []
-        for v in TABLE2_VARIANTS:
-            if v not in listed:
-                continue
-            k = train_clips(variant_settings(params, "finetune", ds, v)) - 1
-            rows.append((k, v))
-        for k, v in sorted(rows):
+        for k, v in sorted((clips(v, ds), v) for v in where):
             label = f"{k} siamese clip{'s' if k != 1 else ''} (N={k + 1})"
-            entries.append(_entry(params, results, label, "finetune", v, ds, paper.TABLE2[ds].get(k)))
+            entries.append(_entry(params, results, label, where[v], v, ds, paper.TABLE2[ds].get(k)))
     ks = sorted({int(e.row.split()[0]) for e in entries})
     missing = [k for k in paper.TABLE2["msvd-qa"] if k not in ks]
     if missing:
@@ -272,11 +280,19 @@ def table2(params: dict, results: Results) -> Table:
             f"This profile's default SiaSamRea uses {sia[0].row.split(' (')[0]} (the paper: 8); the "
             "paper column is matched by the number of siamese clips."
         )
-    pairs = []
-    for v in TABLE2_VARIANTS:
-        if v != "siasamrea" and v in listed:
-            k = train_clips(variant_settings(params, "finetune", TABLE1_DATASETS[0], v)) - 1
-            pairs.append((f"{k} siamese − default ({k_default})", ("finetune", v), ("finetune", "siasamrea")))
+    if any(sec == "ablations" for sec in where.values()):
+        notes.append(
+            "In this profile the rows other than the default's are ablation runs (ablations.datasets only)."
+        )
+    pairs = [
+        (
+            f"{clips(v, TABLE1_DATASETS[0])} siamese − default ({k_default})",
+            (sec, v),
+            ("finetune", "siasamrea"),
+        )
+        for v, sec in where.items()
+        if v != "siasamrea" and k_default is not None
+    ]
     return Table(
         "table2",
         "Table 2: number of siamese clips",

