@@ -320,17 +320,7 @@ def draw_example(v: dict, frames: np.ndarray | None = None, title: str = "", fig
     right = gs[1].subgridspec(3, 1, height_ratios=[1.2, 1, 0.9], hspace=0.6)
     names = ["anchor", *[f"s{k}" for k in range(1, n)]]
     ax = fig.add_subplot(right[0])
-    sns.heatmap(
-        np.asarray(v["affinity"]),
-        ax=ax,
-        annot=n <= 9,
-        fmt=".2f",
-        cmap="viridis",
-        xticklabels=names,
-        yticklabels=names,
-        cbar_kws={"shrink": 0.8},
-        annot_kws={"fontsize": 6},
-    )
+    _heatmap(ax, np.asarray(v["affinity"]), names, names, "viridis")
     ax.set_title("affinity Â (Eq. 2): row-softmax, diagonal 0", fontsize=9)
     ax.tick_params(labelsize=7)
     _draw_predictions(fig, right[1], right[2], v, names)
@@ -350,6 +340,12 @@ def clip_frames(v: dict) -> np.ndarray:
     clips = np.asarray(v["clip_indices"])
     imgs = decode(v["video_path"], clips.reshape(-1))
     return imgs.reshape(*clips.shape, *imgs.shape[1:])
+
+
+def _heatmap(ax, values: np.ndarray, xticks: list[str], yticks: list[str], cmap: str) -> None:
+    """A small annotated heatmap (values written in the cells up to 9 rows)."""
+    sns.heatmap(values, ax=ax, annot=len(yticks) <= 9, fmt=".2f", cmap=cmap, xticklabels=xticks,
+                yticklabels=yticks, cbar_kws={"shrink": 0.8}, annot_kws={"fontsize": 6})  # fmt: skip
 
 
 def _default_title(v: dict) -> str:
@@ -373,17 +369,7 @@ def _draw_predictions(fig, top, bottom, v: dict, names: list[str]) -> None:
     top_ids = _top_answers(v)
     ticks = [str(labels[i]) if i < len(labels) else str(i) for i in top_ids]
     ax = fig.add_subplot(top)
-    sns.heatmap(
-        probs[:, top_ids],
-        ax=ax,
-        annot=len(names) <= 9,
-        fmt=".2f",
-        cmap="magma",
-        xticklabels=ticks,
-        yticklabels=names,
-        cbar_kws={"shrink": 0.8},
-        annot_kws={"fontsize": 6},
-    )
+    _heatmap(ax, probs[:, top_ids], ticks, names, "magma")
     ax.set_title("clip predictions P (top answers by Q)", fontsize=9)
     ax.tick_params(labelsize=7)
     ax = fig.add_subplot(bottom)

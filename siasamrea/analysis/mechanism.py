@@ -795,34 +795,14 @@ def plot_budget(rep: Report):
         for base, a in g.groupby("base", sort=False):
             a = a.sort_values("epochs")
             color, label = ARM_COLORS.get(base), ARM_LABELS.get(base, base)
+            style = dict(marker="o", capsize=3, color=color, label=label)
             if base != "baseline":
                 axes[i, 0].errorbar(
-                    a["epochs"],
-                    [s.mean * 100 for s in a["gap"]],
-                    yerr=_errs(a["gap"]),
-                    marker="o",
-                    capsize=3,
-                    color=color,
-                    label=label,
+                    a["epochs"], [s.mean * 100 for s in a["gap"]], yerr=_errs(a["gap"]), **style
                 )
-            axes[i, 1].errorbar(
-                a["epochs"],
-                [s.mean * 100 for s in a["acc"]],
-                yerr=_errs(a["acc"]),
-                marker="o",
-                capsize=3,
-                color=color,
-                label=label,
-            )
-            axes[i, 2].errorbar(
-                a["train_seconds"],
-                [s.mean * 100 for s in a["acc"]],
-                yerr=_errs(a["acc"]),
-                marker="o",
-                capsize=3,
-                color=color,
-                label=label,
-            )
+            acc = [s.mean * 100 for s in a["acc"]]
+            axes[i, 1].errorbar(a["epochs"], acc, yerr=_errs(a["acc"]), **style)
+            axes[i, 2].errorbar(a["train_seconds"], acc, yerr=_errs(a["acc"]), **style)
             for x, s, e in zip(a["train_seconds"], a["acc"], a["epochs"], strict=True):
                 axes[i, 2].annotate(
                     f"{e} ep", (x, s.mean * 100), fontsize=6, xytext=(3, 3), textcoords="offset points"

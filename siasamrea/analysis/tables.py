@@ -147,23 +147,17 @@ def fill(entry: Entry, params: dict, results: Results) -> Entry:
 
 def contrast(label: str, a: Entry, b: Entry, results: Results, paper_diff: float | None = None) -> Contrast:
     """``a − b`` on the seeds both have (best-epoch metric)."""
-    da = by_seed(
-        results.df,
-        "best",
-        section=a.section,
-        dataset=a.dataset,
-        variant=a.variant,
-        task=a.task,
-        split=a.split,
-    )
-    db = by_seed(
-        results.df,
-        "best",
-        section=b.section,
-        dataset=b.dataset,
-        variant=b.variant,
-        task=b.task,
-        split=b.split,
+    da, db = (
+        by_seed(
+            results.df,
+            "best",
+            section=e.section,
+            dataset=e.dataset,
+            variant=e.variant,
+            task=e.task,
+            split=e.split,
+        )  # fmt: skip
+        for e in (a, b)
     )
     if paper_diff is None and a.paper is not None and b.paper is not None and not a.paper_label:
         paper_diff = a.paper - b.paper if not b.paper_label else None
