@@ -63,6 +63,8 @@ class DataConfig:
     train_limit: int | None = None  # use only the first n training questions (smoke runs)
     eval_limit: int | None = None
     on_error: str = "raise"  # bad annotation rows: "raise" or "skip" (skips are counted and reported)
+    resize: str = "pad"  # "pad": longer side to frame_size, zero-pad right/bottom (ClipBERT); "stretch"
+    use_span: bool = True  # sample clips within a question's time span where the annotation gives one
     evidence: str | None = None  # synthetic ground truth (evidence.jsonl) for the analysis dumps
 
 
@@ -81,6 +83,10 @@ class ModelSection:
     # iff model.vision_checkpoint is given".
     freeze_bn: bool | None = None
     init_from: str | None = None  # a run directory or model directory to start from (pretraining)
+    visual_head: str = "linear"  # "linear" (projection) or "clipbert" (ClipBERT's conv3x3 grid encoder)
+    clipbert_checkpoint: str | None = None  # a ClipBERT .pt state dict to start from (visual_head: clipbert)
+    vision_chunk_frames: int | None = None  # run the ResNet over this many clip-frames at a time
+    checkpoint_vision: bool = False  # activation checkpointing of the ResNet (per chunk)
 
 
 @dataclass
@@ -130,6 +136,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     bf16: bool = True  # autocast to bf16 on CUDA (ignored on CPU)
+    # "auto" (CUDA: bf16 if supported, else fp16 with GradScaler; CPU: fp32) | "fp32" | "bf16" | "fp16"
+    precision: str = "auto"
     threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
     log_every: int = 10
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: at epoch ends only)
@@ -171,7 +179,7 @@ class Config:
     @property
     def freeze_bn(self) -> bool:
         if self.model.freeze_bn is None:
-            return self.model.vision_checkpoint is not None
+            return self.model.vision_checkpoint is not None or self.model.clipbert_checkpoint is not None
         return self.model.freeze_bn
 
     @property
@@ -378,6 +386,21 @@ def validate(cfg: Config) -> None:
             raise ConfigError(key, f"must be >= {low}, got {value}")
     _choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
     _choice("data.on_error", cfg.data.on_error, ("raise", "skip"))
+    _choice("data.resize", cfg.data.resize, ("pad", "stretch"))
+    _choice("model.visual_head", cfg.model.visual_head, ("linear", "clipbert"))
+    _choice("run.precision", cfg.run.precision, ("auto", "fp32", "bf16", "fp16"))
+    if cfg.model.clipbert_checkpoint is not None and cfg.model.visual_head != "clipbert":
+        raise ConfigError("model.clipbert_checkpoint", "needs model.visual_head: clipbert (its grid encoder)")
+    if cfg.model.vision_chunk_frames is not None and cfg.model.vision_chunk_frames < 1:
+        raise ConfigError("model.vision_chunk_frames", f"must be >= 1, got {cfg.model.vision_chunk_frames}")
+    if (cfg.model.vision_chunk_frames or cfg.model.checkpoint_vision) and not cfg.freeze_bn:
+        # Training-mode BatchNorm normalises by the statistics of what it sees: chunks would change the
+        # result, and recomputation would update the running statistics twice.
+        raise ConfigError(
+            "model.vision_chunk_frames",
+            "chunking/checkpointing the ResNet needs frozen BatchNorm (model.freeze_bn: true, or a "
+            "model.vision_checkpoint / model.clipbert_checkpoint)",
+        )
     from siasamrea.data.registry import DATASETS
 
     _choice("data.dataset", cfg.data.dataset, DATASETS)
@@ -389,7 +412,7 @@ def validate(cfg: Config) -> None:
             _choice("data.tasks", task, known)
     if cfg.data.frame_size < 16:
         raise ConfigError("data.frame_size", f"must be >= 16, got {cfg.data.frame_size}")
-    for key in ("vision_checkpoint", "text_checkpoint", "init_from"):
+    for key in ("vision_checkpoint", "text_checkpoint", "init_from", "clipbert_checkpoint"):
         path = getattr(cfg.model, key)
         if path is not None and not Path(path).exists():
             raise ConfigError(f"model.{key}", f"no such file or directory: {path}")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from siasamrea.clipbert import CLIPBERT_PIXEL_STD, load_clipbert
 from siasamrea.config import Config
 from siasamrea.data.dataset import ClipSpec, VideoQADataset
 from siasamrea.data.filtering import read_manifest
@@ -88,7 +89,9 @@ def load_tasks(cfg: Config) -> list[TaskData]:
 
 
 def frame_source(cfg: Config):
-    return CachedFrames(cfg.data.cache) if cfg.data.cache else DecodedFrames(cfg.data.frame_size)
+    if cfg.data.cache:
+        return CachedFrames(cfg.data.cache)
+    return DecodedFrames(cfg.data.frame_size, cfg.data.resize)
 
 
 def kept_videos(cfg: Config) -> set[str] | None:
@@ -120,7 +123,9 @@ def eval_clip_spec(cfg: Config) -> ClipSpec:
 def build_datasets(cfg: Config, tasks: list[TaskData], tokenizer, frames) -> tuple[dict, dict]:
     """``(train, eval)`` datasets: ``{task: VideoQADataset}`` and ``{(task, split): VideoQADataset}``."""
     keep = kept_videos(cfg)
-    common = dict(tokenizer=tokenizer, frames=frames, max_text_len=cfg.data.max_text_len)
+    common = dict(
+        tokenizer=tokenizer, frames=frames, max_text_len=cfg.data.max_text_len, use_span=cfg.data.use_span
+    )
     train = {
         t.name: VideoQADataset(t.train, clips=train_clip_spec(cfg), vocab=t.vocab, train=True,
                                seed=cfg.run.seed, keep_videos=keep, **common)
@@ -151,6 +156,11 @@ def model_config(cfg: Config, tasks: list[TaskData], vocab_size: int) -> ModelCo
         text_checkpoint=m.text_checkpoint,
         max_grid=m.max_grid,
         grid_pool=m.grid_pool,
+        visual_head=m.visual_head,
+        vision_chunk_frames=m.vision_chunk_frames,
+        checkpoint_vision=m.checkpoint_vision,
+        # ClipBERT normalises 0-255 pixels by the mean only (detectron2's MSRA convention: std 1)
+        **({"pixel_std": CLIPBERT_PIXEL_STD} if m.visual_head == "clipbert" else {}),
     )
 
 
@@ -210,7 +220,11 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
 
 def build_model(cfg: Config, tasks: list[TaskData], tokenizer) -> tuple[ClipBertVQA, dict | None]:
     model = ClipBertVQA(model_config(cfg, tasks, len(tokenizer)))
-    report = init_weights_from(model, cfg.model.init_from) if cfg.model.init_from else None
+    report = None
+    if cfg.model.clipbert_checkpoint:
+        report = {"clipbert": load_clipbert(model, cfg.model.clipbert_checkpoint).as_dict()}
+    if cfg.model.init_from:
+        report = {**(report or {}), **init_weights_from(model, cfg.model.init_from)}
     return model, report
 
 

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
+from transformers.masking_utils import create_bidirectional_mask
 
 from siasamrea.data.records import TaskKind
 
@@ -100,8 +102,19 @@ class ModelConfig:
     grid_pool: int | None = None  # average-pool the grid to this size (None: keep the backbone's grid)
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
+    # "linear": grid features -> Linear + 2-D positions -> BERT's embedding layer (this repository's default).
+    # "clipbert": ClipBERT's own path (src/modeling/grid_feat.py, modeling.py): conv3x3 + 2x2 max-pool + ReLU
+    # per frame, temporal mean, 2-D positions, a visual token type and LayerNorm, then straight into BERT's
+    # encoder. Needed to start from a ClipBERT checkpoint (siasamrea.clipbert).
+    visual_head: str = "linear"
+    # Memory options of the vision pass (same result up to floating-point order, with frozen BatchNorm):
+    # the VNT clip-frames go through the ResNet in chunks of this many, each chunk checkpointed if asked.
+    vision_chunk_frames: int | None = None
+    checkpoint_vision: bool = False
 
     def __post_init__(self):
+        if self.visual_head not in ("linear", "clipbert"):
+            raise ValueError(f"visual_head must be 'linear' or 'clipbert', got {self.visual_head!r}")
         self.heads = {k: v if isinstance(v, HeadSpec) else HeadSpec(**v) for k, v in self.heads.items()}
         if not self.heads:
             raise ValueError("ModelConfig.heads is empty: give at least one task head")
@@ -166,6 +179,47 @@ class VisualEmbedding(nn.Module):
         return tokens + self.row(rows) + self.col(cols)
 
 
+class ClipBertVisualEmbedding(nn.Module):
+    """ClipBERT's visual path (``GridFeatBackbone.grid_encoder`` + ``VisualInputEmbedding``).
+
+    ``encode_frames``: ResNet grid ``[F, C, h, w]`` -> ``[F, H, h/2, w/2]`` (conv3x3, 2x2 max-pool, ReLU; per
+    frame, before the temporal mean, as ClipBERT). ``forward``: ``[S, H, h', w']`` -> ``[S, h'*w', H]`` visual
+    tokens with row/column embeddings, ClipBERT's single visual token type, LayerNorm and dropout; they go
+    to BERT's encoder without BERT's embedding layer.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, max_grid: int, eps: float, dropout: float):
+        super().__init__()
+        self.grid_encoder = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1, bias=False),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.ReLU(inplace=True),
+        )
+        self.row = nn.Embedding(max_grid, hidden)
+        self.col = nn.Embedding(max_grid, hidden)
+        self.token_type = nn.Embedding(1, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.max_grid = max_grid
+        for emb in (self.row, self.col, self.token_type):
+            nn.init.normal_(emb.weight, std=0.02)
+
+    def encode_frames(self, grid: torch.Tensor) -> torch.Tensor:
+        return self.grid_encoder(grid)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        s, c, h, w = grid.shape
+        if h > self.max_grid or w > self.max_grid:
+            raise ValueError(
+                f"grid {h}x{w} exceeds max_grid={self.max_grid}; raise max_grid or set grid_pool"
+            )
+        tokens = grid.flatten(2).transpose(1, 2)  # [S, h*w, H]
+        rows = torch.arange(h, device=grid.device).repeat_interleave(w)
+        cols = torch.arange(w, device=grid.device).repeat(h)
+        tokens = tokens + self.row(rows) + self.col(cols) + self.token_type.weight[0]
+        return self.dropout(self.norm(tokens))
+
+
 class ClipBertVQA(nn.Module):
     """The ClipBERT-style model with one head per task (see the module docstring)."""
 
@@ -183,7 +237,13 @@ class ClipBertVQA(nn.Module):
         else:
             self.bert = BertModel(BertConfig(**config.text), add_pooling_layer=False)
         hidden = self.bert.config.hidden_size
-        self.visual = VisualEmbedding(self.vision.config.hidden_sizes[-1], hidden, config.max_grid)
+        if config.visual_head == "clipbert":
+            self.visual = ClipBertVisualEmbedding(
+                self.vision.config.hidden_sizes[-1], hidden, config.max_grid,
+                self.bert.config.layer_norm_eps, self.bert.config.hidden_dropout_prob,
+            )  # fmt: skip
+        else:
+            self.visual = VisualEmbedding(self.vision.config.hidden_sizes[-1], hidden, config.max_grid)
         self.heads = nn.ModuleDict()
         for name, spec in config.heads.items():
             out = spec.num_answers if spec.kind == TaskKind.OPEN_ENDED.value else 1
@@ -211,13 +271,17 @@ class ClipBertVQA(nn.Module):
         v, n, t, hh, ww, _ = pixel_values.shape
         # [VNT, 3, H, W] as a view of the channels-last input, which the convolutions prefer
         x = pixel_values.reshape(v * n * t, hh, ww, 3).permute(0, 3, 1, 2)
-        # (x / 255 - mean) / std in one fused pass over the frames (four separate passes cost twice as much)
-        scale = 1.0 / (self.pixel_std * (255.0 if x.dtype == torch.uint8 else 1.0))
-        x = torch.addcmul(-self.pixel_mean / self.pixel_std, x.float(), scale)
-        x = x.contiguous(memory_format=torch.channels_last)
-        grid = self.vision(x).last_hidden_state  # [VNT, C, h, w]
-        if self.config.grid_pool:
-            grid = nn.functional.adaptive_avg_pool2d(grid, self.config.grid_pool)
+        chunk = self.config.vision_chunk_frames
+        if chunk is None and not self.config.checkpoint_vision:
+            grid = self._frame_grid(x)
+        else:
+            # Only one chunk's ResNet activations are alive at a time when checkpointed: the rest are
+            # recomputed chunk by chunk in the backward pass.
+            parts = x.split(chunk or x.shape[0])
+            if self.config.checkpoint_vision and torch.is_grad_enabled():
+                grid = torch.cat([checkpoint(self._frame_grid, p, use_reentrant=False) for p in parts])
+            else:
+                grid = torch.cat([self._frame_grid(p) for p in parts])
         grid = grid.reshape(v, n, t, *grid.shape[1:])
         if frame_mask is None:
             pooled = grid.mean(dim=2)
@@ -226,6 +290,19 @@ class ClipBertVQA(nn.Module):
             pooled = (grid * m).sum(2) / m.sum(2).clamp_min(1.0)
         tokens = self.visual(pooled.flatten(0, 1))  # [VN, h*w, H]
         return tokens.view(v, n, *tokens.shape[1:])
+
+    def _frame_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """``[F, 3, H, W]`` pixels (uint8, or float in [0, 1]) -> ``[F, C, h, w]`` grid features per frame."""
+        # (x / 255 - mean) / std in one fused pass over the frames (four separate passes cost twice as much)
+        scale = 1.0 / (self.pixel_std * (255.0 if x.dtype == torch.uint8 else 1.0))
+        x = torch.addcmul(-self.pixel_mean / self.pixel_std, x.float(), scale)
+        x = x.contiguous(memory_format=torch.channels_last)
+        grid = self.vision(x).last_hidden_state  # [F, C, h, w]
+        if isinstance(self.visual, ClipBertVisualEmbedding):
+            grid = self.visual.encode_frames(grid)
+        if self.config.grid_pool:
+            grid = nn.functional.adaptive_avg_pool2d(grid, self.config.grid_pool)
+        return grid
 
     def fuse(
         self, visual: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -241,6 +318,15 @@ class ClipBertVQA(nn.Module):
         """
         s, length = input_ids.shape
         p = visual.shape[1]
+        if isinstance(self.visual, ClipBertVisualEmbedding):
+            # ClipBERT: BERT's embedding layer for the text only; the visual tokens are already embedded.
+            text = self.bert.embeddings(input_ids=input_ids)  # [S, L, H]
+            embeds = torch.cat([text, visual.to(text.dtype)], dim=1)
+            full = torch.cat([attention_mask, attention_mask.new_ones(s, p)], dim=1)
+            mask = create_bidirectional_mask(
+                config=self.bert.config, inputs_embeds=embeds, attention_mask=full
+            )
+            return self.bert.encoder(embeds, attention_mask=mask).last_hidden_state[:, 0]
         word = self.bert.embeddings.word_embeddings(input_ids)  # [S, L, H]
         embeds = torch.cat([word, visual.to(word.dtype)], dim=1)
         dev = input_ids.device

@@ -37,6 +37,10 @@ __all__ = [
     "is_gif",
     "count_frames",
     "read_frames",
+    "fit_size",
+    "video_size",
+    "video_fps",
+    "read_frames_fit",
     "pad_to_even",
     "VideoWriter",
     "write_video",
@@ -234,6 +238,66 @@ def read_frames(
         raise VideoError(path, reason) from exc
     out = frames[inverse.reshape(-1)] if len(uniq) != len(idx) or not np.array_equal(uniq, idx) else frames
     return torch.from_numpy(np.ascontiguousarray(out))
+
+
+def fit_size(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """``(H, W)`` with the longer side ``max_size`` and the aspect ratio kept, as ClipBERT's
+    ``get_resize_size`` (``src/datasets/data_utils.py``): the shorter side is truncated to an integer
+    (never below 1)."""
+    if height >= width:
+        return max_size, max(1, int(max_size * width / height))
+    return max(1, int(max_size * height / width)), max_size
+
+
+def video_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(H, W)`` of a video's frames, from the container's stream header (nothing is decoded)."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(path, "no video stream (zero frames, or not a video)", kind="zero_frames")
+            ctx = container.streams.video[0].codec_context
+            return int(ctx.height), int(ctx.width)
+    except av.FFmpegError as exc:
+        raise VideoError(path, f"corrupt or truncated (FFmpeg: {exc.strerror or exc})") from exc
+
+
+def video_fps(path: str | os.PathLike) -> float:
+    """Mean frame rate as decord reports it (frames per second), to map time spans to frame indices."""
+    return float(_open_reader(path, num_threads=1).get_avg_fps())
+
+
+def read_frames_fit(
+    path: str | os.PathLike,
+    indices: Sequence[int] | np.ndarray | torch.Tensor,
+    max_size: int,
+    *,
+    source_size: tuple[int, int] | None = None,
+    num_threads: int = 0,
+) -> torch.Tensor:
+    """ClipBERT's frame preprocessing (``ImageResize`` + ``ImagePad`` of ``get_imagenet_transform``): the
+    longer side resized to ``max_size`` keeping the aspect ratio, then zero-padded on the right and bottom
+    (the image stays in the upper-left corner) to ``max_size`` x ``max_size``. A square video is exactly
+    ``read_frames(..., size=(max_size, max_size))``.
+
+    The resize happens in the decoder (FFmpeg's scaler), ClipBERT's in ``torch.nn.functional.interpolate``
+    (bilinear) after decoding: the geometry is the same, the interpolation kernel may differ.
+
+    Args:
+        source_size: the video's ``(H, W)`` if known (else read from the file header).
+
+    Returns:
+        ``uint8 [T, max_size, max_size, 3]``.
+    """
+    h, w = source_size if source_size is not None else video_size(path)
+    fh, fw = fit_size(h, w, max_size)
+    frames = read_frames(path, indices, size=(fh, fw), num_threads=num_threads)
+    if (fh, fw) == (max_size, max_size):
+        return frames
+    out = torch.zeros((frames.shape[0], max_size, max_size, 3), dtype=torch.uint8)
+    out[:, :fh, :fw] = frames
+    return out
 
 
 def _read_padded_rows(vr, indices: np.ndarray) -> np.ndarray:

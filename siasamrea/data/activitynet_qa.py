@@ -12,7 +12,10 @@ Format:
   (0-2 are the question types of the paper, 3-8 the answer types of its "free" questions); stored by name
   in ``question_type``.
 * ``video_name`` is the YouTube id without the ActivityNet ``v_`` prefix; the video is expected at
-  ``<root>/<video_dir>/<prefix><video_name>.<ext>``, by default ``<root>/videos/v_<video_name>.mp4``.
+  ``<root>/<video_dir>/<prefix><video_name>.<ext>``. ActivityNet's videos come as .mp4, .mkv and .webm
+  (whatever YouTube served), so by default (``ext="auto"``) the reader lists ``video_dir`` once and takes
+  each video's file whatever its extension; a video with no file gets the ``.mp4`` path (reported
+  missing when read), and a stem with several files is a bad row naming them.
 * Questions are lower-case with no question mark; 225 val and 181 test questions end in a space, which the
   reader strips. Answers are open-ended (``"yes"``, ``"1"``, ``"male"`` ...) and kept exactly as written.
 
@@ -22,6 +25,7 @@ Records come out in the order of the questions file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,7 +55,7 @@ def read_activitynet_qa(
     *,
     on_error: str = "raise",
     video_dir: str = "videos",
-    ext: str = "mp4",
+    ext: str = "auto",
     prefix: str = "v_",
 ) -> ReadResult:
     """Read one ActivityNet-QA split from ``root`` (the folder with ``<split>_{q,a}.json``)."""
@@ -72,6 +76,7 @@ def read_activitynet_qa(
             handle_bad_row(result, on_error, a_path, index, reason)
 
     ext = ext.lstrip(".")
+    by_stem = _index_videos(Path(root) / video_dir) if ext == "auto" else None
     for qid, (index, item) in questions.items():
         if qid not in answers:
             reason = f"unmatched question id: {qid!r} not in {a_path.name}"
@@ -79,6 +84,15 @@ def read_activitynet_qa(
             continue
         answer = answers[qid][1]
         video_name = item["video_name"].strip()
+        if by_stem is None:
+            video_path = Path(root) / video_dir / f"{prefix}{video_name}.{ext}"
+        else:
+            found = by_stem.get(f"{prefix}{video_name}", [])
+            if len(found) > 1:
+                reason = f"ambiguous video: {', '.join(sorted(p.name for p in found))}"
+                handle_bad_row(result, on_error, q_path, index, reason)
+                continue
+            video_path = found[0] if found else Path(root) / video_dir / f"{prefix}{video_name}.mp4"
         result.records.append(
             QARecord(
                 dataset=DATASET,
@@ -87,7 +101,7 @@ def read_activitynet_qa(
                 split=split,
                 qid=qid,
                 video_id=video_name,
-                video_path=Path(root) / video_dir / f"{prefix}{video_name}.{ext}",
+                video_path=video_path,
                 question=item["question"].strip(),
                 answer=answer["answer"].strip(),
                 question_type=QUESTION_TYPES[answer["type"]],
@@ -95,6 +109,16 @@ def read_activitynet_qa(
             )
         )
     return result
+
+
+def _index_videos(folder: Path) -> dict[str, list[Path]]:
+    """File stem -> files in ``folder`` (one listing instead of a lookup per question)."""
+    out: dict[str, list[Path]] = {}
+    if folder.is_dir():
+        for entry in os.scandir(folder):
+            if entry.is_file() and not entry.name.startswith("."):
+                out.setdefault(Path(entry.name).stem, []).append(Path(entry.path))
+    return out
 
 
 def _index_questions(path: Path, result: ReadResult, on_error: str) -> dict[str, tuple[int, dict]]:

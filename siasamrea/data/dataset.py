@@ -10,6 +10,7 @@ same anchor clips.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -82,10 +83,13 @@ class DatasetReport:
     short_videos: int = (
         0  # videos shorter than the clips need: clips repeat frames (sampling.on_short="clamp")
     )
+    spans_used: int = 0  # questions whose clips are drawn within their time span
+    spans_unusable: Counter = field(default_factory=Counter)  # spans not used (whole video used), by reason
 
     def as_dict(self) -> dict:
         return {"questions": self.questions, "used": self.used, "dropped": dict(self.dropped),
-                "short_videos": self.short_videos}  # fmt: skip
+                "short_videos": self.short_videos, "spans_used": self.spans_used,
+                "spans_unusable": dict(self.spans_unusable)}  # fmt: skip
 
 
 class VideoQADataset(Dataset):
@@ -104,6 +108,9 @@ class VideoQADataset(Dataset):
         max_text_len: token budget (question + candidate).
         keep_videos: if given, only questions whose video stem is in it (the frame filter's kept set);
             the others are counted as ``dropped["frame_filter"]``.
+        use_span: draw the clips within a record's ``span`` (seconds, How2QA) mapped to frames with the
+            video's frame rate; a span the frame source cannot map (no frame rate) or that falls outside the
+            video is counted in ``report.spans_unusable`` and the whole video is used.
 
     Item: ``frames uint8 [N, B, H, W, 3]``, ``frame_mask bool [N, B]``, ``input_ids`` ``[L]`` or ``[M, L]``,
     ``target`` (class / candidate index, or count as float), ``index``, ``clip_indices [N, B]``,
@@ -122,6 +129,7 @@ class VideoQADataset(Dataset):
         seed: int = 0,
         max_text_len: int = 40,
         keep_videos: set[str] | None = None,
+        use_span: bool = True,
     ):
         kinds = {r.kind for r in records}
         if len(kinds) > 1:
@@ -144,11 +152,29 @@ class VideoQADataset(Dataset):
         self.train, self.seed, self.epoch = train, seed, 0
         counts = frames.count_all([str(r.video_path) for r in kept])
         self.num_frames = [counts[str(r.video_path)] for r in kept]
+        self.ranges = [self._frame_range(r, n) if use_span else (0, n)
+                       for r, n in zip(kept, self.num_frames, strict=True)]  # fmt: skip
         need = lambda n: min_frames_required(clips.clips_returned, clips.frames_for(n))  # noqa: E731
-        self.report.short_videos = len(
-            {str(r.video_path) for r, n in zip(kept, self.num_frames, strict=True) if n < need(n)}
-        )
+        spans = zip(kept, self.ranges, strict=True)
+        self.report.short_videos = len({str(r.video_path) for r, (lo, hi) in spans if hi - lo < need(hi - lo)})
         self.input_ids = self._tokenize(tokenizer, max_text_len)
+
+    def _frame_range(self, record: QARecord, n: int) -> tuple[int, int]:
+        """``[lo, hi)`` frames the clips are drawn from: the record's span, else the whole video."""
+        if record.span is None:
+            return 0, n
+        fps = self.frames.fps(record.video_path) if hasattr(self.frames, "fps") else None
+        if not fps:
+            self.report.spans_unusable["no_frame_rate"] += 1
+            return 0, n
+        start, end = record.span
+        lo = min(int(math.floor(start * fps)), n)
+        hi = min(int(math.ceil(end * fps)), n)
+        if hi - lo < 1:
+            self.report.spans_unusable["outside_video"] += 1
+            return 0, n
+        self.report.spans_used += 1
+        return lo, hi
 
     def _tokenize(self, tokenizer, max_len: int) -> list:
         questions = [r.question for r in self.records]
@@ -183,7 +209,8 @@ class VideoQADataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         r, n = self.records[i], self.num_frames[i]
-        idx = self.clips.indices(n, self.generator(i))  # [N, B]
+        lo, hi = self.ranges[i]
+        idx = self.clips.indices(hi - lo, self.generator(i)) + lo  # [N, B], within the question's span
         return {
             "frames": self.frames.read(r.video_path, idx),
             "frame_mask": torch.ones(idx.shape, dtype=torch.bool),

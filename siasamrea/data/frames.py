@@ -24,18 +24,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from siasamrea.video import VideoError, count_frames, read_frames
+from siasamrea.video import VideoError, count_frames, read_frames, read_frames_fit, video_fps, video_size
+
+RESIZE_MODES = ("pad", "stretch")
 
 INDEX_FILE = "index.json"
 FRAMES_FILE = "frames.npy"
 
 
 class DecodedFrames:
-    """Decode on demand. ``frame_size`` resizes in the decoder (``None``: native size)."""
+    """Decode on demand. ``frame_size`` resizes in the decoder (``None``: native size): ``resize="pad"`` keeps
+    the aspect ratio and zero-pads to a square as ClipBERT (:func:`~siasamrea.video.read_frames_fit`; square
+    videos are unaffected), ``"stretch"`` resizes to ``frame_size`` x ``frame_size``."""
 
-    def __init__(self, frame_size: int | None = None):
+    def __init__(self, frame_size: int | None = None, resize: str = "pad"):
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
         self.size = None if frame_size is None else (frame_size, frame_size)
+        self.resize = resize
         self._counts: dict[str, int] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}
+        self._fps: dict[str, float] = {}
+
+    def fps(self, path: str | Path) -> float | None:
+        key = str(path)
+        if key not in self._fps:
+            self._fps[key] = video_fps(path)
+        return self._fps[key]
 
     def num_frames(self, path: str | Path) -> int:
         key = str(path)
@@ -55,7 +70,13 @@ class DecodedFrames:
         """``indices`` any shape -> ``uint8 [*indices.shape, H, W, 3]``; each distinct frame decoded once."""
         flat = indices.reshape(-1)
         unique, inverse = torch.unique(flat, return_inverse=True)
-        frames = read_frames(path, unique, size=self.size, num_threads=1)
+        if self.size is not None and self.resize == "pad":
+            key = str(path)
+            if key not in self._sizes:  # per process: DataLoader workers each probe a video once
+                self._sizes[key] = video_size(path)
+            frames = read_frames_fit(path, unique, self.size[0], source_size=self._sizes[key], num_threads=1)
+        else:
+            frames = read_frames(path, unique, size=self.size, num_threads=1)
         return frames[inverse].reshape(*indices.shape, *frames.shape[1:])
 
 
@@ -72,6 +93,9 @@ class CachedFrames:
         meta = json.loads(index_path.read_text())
         self.index: dict[str, tuple[int, int]] = {k: tuple(v) for k, v in meta["videos"].items()}
         self.frame_size = meta["frame_size"]
+        # The cache index records no frame rates (its files stay as the pipeline first wrote them): question
+        # time spans cannot be mapped to frames here, and clips are drawn from the whole video.
+        self._fps: dict[str, float] = meta.get("fps", {})
         self._frames = None  # opened lazily, once per process (DataLoader workers fork after __init__)
 
     def _key(self, path: str | Path) -> str:
@@ -87,6 +111,10 @@ class CachedFrames:
 
     def count_all(self, paths: list[str], workers: int = 4) -> dict[str, int]:
         return {str(p): self.num_frames(p) for p in paths}
+
+    def fps(self, path: str | Path) -> float | None:
+        """The video's frame rate if the index has it (``None``: spans are not used)."""
+        return self._fps.get(self._key(path))
 
     def read(self, path: str | Path, indices: torch.Tensor) -> torch.Tensor:
         offset, length = self.index[self._key(path)]
@@ -106,6 +134,7 @@ def build_frame_cache(
     *,
     workers: int = 2,
     progress: bool = False,
+    resize: str = "pad",
 ) -> dict:
     """Decode every frame of ``videos`` at ``frame_size`` x ``frame_size`` into ``cache_dir`` (atomically).
 
@@ -118,8 +147,11 @@ def build_frame_cache(
     dup = {s for s in stems if stems.count(s) > 1} if len(set(stems)) != len(stems) else set()
     if dup:
         raise ValueError(f"video file stems must be unique in a frame cache; repeated: {sorted(dup)[:5]}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
     with ThreadPoolExecutor(max(1, workers)) as pool:
         counts = list(pool.map(count_frames, paths))
+
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     final = Path(cache_dir)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
@@ -131,9 +163,11 @@ def build_frame_cache(
 
     def decode(i: int) -> None:
         n = counts[i]
-        frames[offsets[i] : offsets[i] + n] = read_frames(
-            paths[i], range(n), size=(frame_size, frame_size)
-        ).numpy()
+        if resize == "pad":
+            decoded = read_frames_fit(paths[i], range(n), frame_size)
+        else:
+            decoded = read_frames(paths[i], range(n), size=(frame_size, frame_size))
+        frames[offsets[i] : offsets[i] + n] = decoded.numpy()
 
     it = range(len(paths))
     if progress:

@@ -27,8 +27,12 @@ is not in the mapping is a bad row ("unmapped segment": a file of that name woul
 ``video_layout="full"``, which uses the full video ``<root>/<video_dir>/<youtube_id>.<ext>`` and needs
 no mapping.
 
+**Spans.** Each record carries ``span``, the question's moment in seconds within its video file (relative
+to the segment, or absolute with ``video_layout="full"``); training and evaluation draw clips inside it
+(``data.use_span``), as the released moments localise what the question is about.
+
 JSONL form (HERO/VALUE): one object per line with ``vid_name`` (already a segment name), ``ts`` (span
-within the segment, ``"st-ed"`` or ``[st, ed]``, unused here), ``q``, ``a0..a3``, ``answer_idx`` and
+within the segment, ``"st-ed"`` or ``[st, ed]``), ``q``, ``a0..a3``, ``answer_idx`` and
 ``qid``. Those candidates are kept in their given order, since ``answer_idx`` already places the answer.
 
 Split files looked up in ``root`` (first that exists; ``form`` restricts to one kind):
@@ -175,7 +179,7 @@ class _Context:
         self.root, self.split, self.path = root, split, path
         self.video_dir, self.ext, self.segments, self.seed = video_dir, ext, segments, seed
 
-    def record(self, *, qid, video_id, question, candidates, answer_index, line) -> QARecord:
+    def record(self, *, qid, video_id, question, candidates, answer_index, line, span=None) -> QARecord:
         return QARecord(
             dataset=DATASET,
             task=DATASET,
@@ -189,6 +193,7 @@ class _Context:
             candidates=candidates,
             answer_index=answer_index,
             source=f"{self.path.name}:{line}",
+            span=span,
         )
 
 
@@ -225,9 +230,10 @@ def _parse_csv_row(ctx: _Context, fields: list[str], line: int) -> tuple[QARecor
     except ValueError as exc:
         return None, f"bad timestamp: {exc}"
     if ctx.segments is None:
-        video_id = youtube_id
+        video_id, span = youtube_id, (start, end)  # the full video: absolute times
     else:
-        video_id = segment_of(youtube_id, start, end)[0]
+        video_id, *rel = segment_of(youtube_id, start, end)
+        span = tuple(rel)  # times within the 60-s segment file
         if video_id not in ctx.segments:
             return None, f"unmapped segment: {video_id} (start {start}s) not in {MAPPING_FILE}"
     position = answer_position(ctx.seed, youtube_id, stamp, question, correct)
@@ -239,6 +245,7 @@ def _parse_csv_row(ctx: _Context, fields: list[str], line: int) -> tuple[QARecor
         candidates=candidates,
         answer_index=position,
         line=line,
+        span=span,
     )
     return record, None
 
@@ -286,10 +293,15 @@ def _parse_jsonl_line(ctx: _Context, text: str, line: int) -> tuple[QARecord | N
         return None, f"bad answer index: {item['answer_idx']!r} is not an integer"
     if not 0 <= index < NUM_CHOICES:
         return None, f"bad answer index: {index} not in 0..{NUM_CHOICES - 1}"
+    span, reason = _parse_ts(item.get("ts"))
+    if reason is not None:
+        return None, reason
     video_id = vid_name
     if ctx.segments is None:
         match = _SEGMENT.match(vid_name)
         video_id = match[1] if match else vid_name  # full layout: strip the _<start>_<end> suffix
+        if match and span is not None:  # ts is within the segment: shift it to the full video's time
+            span = (span[0] + int(match[2]), span[1] + int(match[2]))
     elif vid_name not in ctx.segments:
         return None, f"unmapped segment: {vid_name} not in {MAPPING_FILE}"
     record = ctx.record(
@@ -299,5 +311,21 @@ def _parse_jsonl_line(ctx: _Context, text: str, line: int) -> tuple[QARecord | N
         candidates=tuple(candidates),
         answer_index=index,
         line=line,
+        span=span,
     )
     return record, None
+
+
+def _parse_ts(ts: Any) -> tuple[tuple[float, float] | None, str | None]:
+    """HERO's ``ts`` (``"st-ed"`` or ``[st, ed]``, seconds within the segment) -> ``(span, None)``; absent:
+    ``(None, None)``; malformed: ``(None, reason)``."""
+    if ts is None:
+        return None, None
+    try:
+        parts = ts.split("-") if isinstance(ts, str) else list(ts)
+        start, end = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        return None, f"bad ts: {ts!r} is not 'start-end' or [start, end]"
+    if not 0 <= start < end:
+        return None, f"bad ts: {ts!r} does not have 0 <= start < end"
+    return (start, end), None

@@ -62,6 +62,8 @@ class QARecord:
         question_type: dataset question type where there is one (TGIF-QA frameqa ``type``, ActivityNet-QA
             ``type``, MSVD/MSRVTT first word), else ``None``.
         source: ``"file:row"`` the record came from, for error messages.
+        span: ``(start, end)`` in seconds within the video file, where the annotation gives the moment the
+            question is about (How2QA); ``None`` otherwise.
     """
 
     dataset: str
@@ -77,6 +79,7 @@ class QARecord:
     answer_index: int | None = None
     question_type: str | None = None
     source: str = ""
+    span: tuple[float, float] | None = None
 
     @property
     def count(self) -> int:
