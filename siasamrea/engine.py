@@ -46,6 +46,23 @@ from siasamrea.losses import clip_probabilities
 from siasamrea.metrics import aggregate_clips, main_metric, predictions, task_metrics
 from siasamrea.samplers import EvalBatchSampler, TrainBatchSampler
 
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def resolve_precision(precision: str, device: torch.device, bf16: bool = True) -> str:
+    """``run.precision`` -> ``"fp32"`` / ``"bf16"`` / ``"fp16"`` on ``device``.
+
+    ``auto``: fp32 on CPU; on CUDA bf16 where the GPU supports it (Ampere and later), else fp16 with a
+    GradScaler (V100, the paper's GPUs). ``run.bf16: false`` keeps its old meaning under ``auto`` (fp32).
+    A forced value is used as given.
+    """
+    if precision != "auto":
+        return precision
+    if device.type != "cuda" or not bf16:
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 LOG_FIELDS = ["step", "epoch", "task", "lr", "loss", "loss_gt", "loss_siamese", "loss_weights", "seconds"]
 
 
@@ -176,11 +193,14 @@ class Trainer:
         )
         self.history = History()
         self.step, self.epoch, self.step_in_epoch = 0, 0, 0
+        self.precision = resolve_precision(cfg.run.precision, info.device, cfg.run.bf16)
         self.amp = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if info.device.type == "cuda" and cfg.run.bf16
-            else nullcontext()
+            nullcontext()
+            if self.precision == "fp32"
+            else torch.autocast(info.device.type, dtype=getattr(torch, AMP_DTYPES[self.precision]))
         )
+        # fp16 overflows where bf16 does not: scale the loss (GradScaler), unscale before clipping.
+        self.scaler = torch.amp.GradScaler(info.device.type, enabled=self.precision == "fp16")
 
     # -- schedule -------------------------------------------------------------------------------------------
     def epoch_schedule(self, epoch: int) -> list[str]:
@@ -248,10 +268,12 @@ class Trainer:
             with self.amp:
                 out = self.ddp(batch, task)
             self.optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            self.scaler.scale(out["loss"]).backward()
             if cfg.optim.grad_clip:
+                self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
-            self.optimizer.step()
+            self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
+            self.scaler.update()
             self.scheduler.step()
             self.step += 1
             self.step_in_epoch += 1

@@ -156,7 +156,7 @@ class VideoQADataset(Dataset):
                        for r, n in zip(kept, self.num_frames, strict=True)]  # fmt: skip
         need = lambda n: min_frames_required(clips.clips_returned, clips.frames_for(n))  # noqa: E731
         spans = zip(kept, self.ranges, strict=True)
-        self.report.short_videos = len({str(r.video_path) for r, (lo, hi) in spans if hi - lo < need(hi - lo)})
+        self.report.short_videos = len({str(r.video_path) for r, (a, b) in spans if b - a < need(b - a)})
         self.input_ids = self._tokenize(tokenizer, max_text_len)
 
     def _frame_range(self, record: QARecord, n: int) -> tuple[int, int]:
