@@ -334,7 +334,19 @@ def format_table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def names_only(obj):
+    """The report with every absolute path replaced by its file name: a committed report must not carry
+    one machine's directories (``/tmp/siasamrea-bench-x/videos/a.mp4`` -> ``a.mp4``)."""
+    if isinstance(obj, dict):
+        return {k: names_only(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [names_only(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj and " " not in obj:
+        return Path(obj).name
+    return obj
+
+
 def write_report(report: dict, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1))
+    path.write_text(json.dumps(names_only(_jsonable(report)), indent=1))
