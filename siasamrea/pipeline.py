@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from siasamrea.config import Config, config_from_dict, dump_config
+from siasamrea.config import Config, ConfigError, _build, config_from_dict, dump_config
 
 PARAMS_FILE = "params.yaml"
 
@@ -83,6 +83,8 @@ def _data_config(params: dict, dataset: str) -> dict:
         "evidence": d.get("evidence"),
         "filter_manifest": d.get("filter_manifest"),
         "num_workers": data.get("num_workers", 0),
+        "resize": data.get("resize"),
+        "use_span": d.get("use_span"),
         "answer_vocab_size": d.get("answer_vocab_size", 1000),
         "train_limit": d.get("train_limit"),
         "eval_limit": d.get("eval_limit"),
@@ -103,24 +105,29 @@ def _base_config(params: dict, dataset: str, out_dir: str, seed: int, stage: dic
     return _merge(cfg, stage.get("config"))
 
 
-def init_config(params: dict) -> Config:
+def _finish(values: dict, validate: bool) -> Config:
+    # validate=False: types only (show-config of a profile whose data is not on this machine)
+    return config_from_dict(values) if validate else _build(Config, values, "")
+
+
+def init_config(params: dict, validate: bool = True) -> Config:
     """The image-text stand-in (stills) run that makes the initial weights."""
     stage = params["init"]
-    return config_from_dict(_base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage))
+    return _finish(_base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage), validate)
 
 
 def pretrain_dir(variant: str, seed: int) -> str:
     return f"runs/pretrain/{variant}-s{seed}"
 
 
-def pretrain_config(params: dict, variant: str, seed: int) -> Config:
+def pretrain_config(params: dict, variant: str, seed: int, validate: bool = True) -> Config:
     """TGIF-QA multi-task pretraining of one variant and seed, from the initial weights."""
     stage = params["pretrain"]
     cfg = _base_config(params, stage["dataset"], pretrain_dir(variant, seed), seed, stage)
     cfg = _merge(cfg, _variant(params, "pretrain", variant))
     if params["init"].get("enabled", True):
         cfg["model"]["init_from"] = "runs/init"
-    return config_from_dict(cfg)
+    return _finish(cfg, validate)
 
 
 FINETUNE_SECTIONS = ("finetune", "ablations", "budget")
@@ -130,7 +137,9 @@ def finetune_dir(section: str, dataset: str, variant: str, seed: int) -> str:
     return f"runs/{section}/{dataset}-{variant}-s{seed}"
 
 
-def finetune_config(params: dict, dataset: str, variant: str, seed: int, section: str = "finetune") -> Config:
+def finetune_config(
+    params: dict, dataset: str, variant: str, seed: int, section: str = "finetune", validate: bool = True
+) -> Config:
     """Downstream fine-tuning of one variant and seed, from the shared pretrained checkpoint.
 
     ``section``: ``finetune`` (Tables 1–4), ``ablations`` (W1/W2, anchor copies, controls, open points) or
@@ -146,7 +155,7 @@ def finetune_config(params: dict, dataset: str, variant: str, seed: int, section
     init = stage.get("init_from")
     if init:
         cfg["model"]["init_from"] = init
-    return config_from_dict(cfg)
+    return _finish(cfg, validate)
 
 
 def _variant(params: dict, section: str, name: str) -> dict:
@@ -157,15 +166,21 @@ def _variant(params: dict, section: str, name: str) -> dict:
 
 
 def stage_config(
-    params: dict, stage: str, *, dataset: str | None = None, variant: str | None = None, seed: int = 0
+    params: dict,
+    stage: str,
+    *,
+    dataset: str | None = None,
+    variant: str | None = None,
+    seed: int = 0,
+    validate: bool = True,
 ) -> Config | None:
     """The configuration of a DVC stage instance (``stage`` as in dvc.yaml); ``None`` for a disabled init."""
     if stage == "init":
-        return init_config(params) if params["init"].get("enabled", True) else None
+        return init_config(params, validate) if params["init"].get("enabled", True) else None
     if stage == "pretrain":
-        return pretrain_config(params, variant, seed)
+        return pretrain_config(params, variant, seed, validate)
     if stage in FINETUNE_SECTIONS:
-        return finetune_config(params, dataset, variant, seed, section=stage)
+        return finetune_config(params, dataset, variant, seed, section=stage, validate=validate)
     raise ValueError(f"unknown stage {stage!r}")
 
 
@@ -258,3 +273,63 @@ def summarize_run(run_dir: str | Path) -> dict:
     data = json.loads((d / "data.json").read_text())
     return {"best": metrics["best"], "last": metrics["last"], "train_seconds": metrics["train_seconds"],
             "data": data["train"]}  # fmt: skip
+
+
+# -- command line ------------------------------------------------------------------------------------------
+def show_config(argv: list[str] | None = None) -> int:
+    """``python -m siasamrea.pipeline show-config <stage> [--dataset D] [--variant V] [--seed S]
+    [--profile P]``: print the resolved configuration a stage would run (YAML) and the command that
+    launches it. Returns 1 (after printing) if the configuration does not validate here, e.g. data or
+    checkpoints missing."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m siasamrea.pipeline show-config", description=show_config.__doc__
+    )
+    ap.add_argument("stage", choices=("init", "pretrain", *FINETUNE_SECTIONS))
+    ap.add_argument("--dataset", default=None, help="downstream dataset (finetune, ablations, budget)")
+    ap.add_argument("--variant", default=None, help="variant name of the stage's section in params.yaml")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--params", default=PARAMS_FILE)
+    ap.add_argument("--profile", default=None, help="a profile of params.yaml (default: the active one)")
+    args = ap.parse_args(argv)
+    if args.profile is None:
+        params = load_params(args.params)
+    else:
+        profiles = yaml.safe_load(Path(args.params).read_text()).get("profiles", {})
+        if args.profile not in profiles:
+            ap.error(f"{args.params} has no profile {args.profile!r} (known: {sorted(profiles)})")
+        params = profiles[args.profile]
+    if args.stage != "init" and args.variant is None:
+        ap.error(f"{args.stage} needs --variant (see {args.stage}.variants in {args.params})")
+    if args.stage in FINETUNE_SECTIONS and args.dataset is None:
+        ap.error(f"{args.stage} needs --dataset")
+    kw = dict(dataset=args.dataset, variant=args.variant, seed=args.seed)
+    cfg = stage_config(params, args.stage, validate=False, **kw)
+    if cfg is None:
+        print(f"# {args.stage} is disabled in profile {params['name']!r}")
+        return 0
+    nproc = params["launch"]["nproc_per_node"]
+    print(f"# profile {params['name']!r}, stage {args.stage}; launched as:")
+    launch = f"torchrun --nproc_per_node {nproc} -m" if nproc > 1 else "python -m"
+    print(f"#   {launch} siasamrea.train --config {cfg.run.out_dir}/launch.yaml")
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    try:
+        stage_config(params, args.stage, **kw)
+    except (ConfigError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"not runnable here: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "show-config":
+        print("usage: python -m siasamrea.pipeline show-config <stage> [--dataset D] [--variant V] "
+              "[--seed S] [--profile P]", file=sys.stderr)  # fmt: skip
+        return 2
+    return show_config(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
