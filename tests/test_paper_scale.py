@@ -1,6 +1,7 @@
 """What the paper profile needs at scale: chunked / checkpointed vision pass, mixed precision, and starting
 from a ClipBERT checkpoint (detectron2 ResNet-50 names, BGR input, MSRA strides)."""
 
+import json
 import pickle
 
 import pytest
@@ -300,3 +301,30 @@ def test_clipbert_head_forward_has_the_expected_shapes():
     pad_att = torch.cat([att, torch.zeros(2, 3, dtype=torch.long)], 1)
     torch.testing.assert_close(model(px, pad_ids, pad_att, "oe").logits, model(px, ids, att, "oe").logits,
                                rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
+# -- the paper-scale benchmark's report ------------------------------------------------------------------
+def test_paper_scale_run_reports_consistent_memory_and_names_files_only(tmp_path):
+    from siasamrea.bench import write_report
+    from siasamrea.bench.paper import run_paper_scale
+
+    r = run_paper_scale(quick=True, log=lambda *_: None)
+    acts = {(a["frame_size"], a["num_clips"]): a for a in r["activations"]}
+    # saved activations grow linearly with the clip-frames: the same per-frame cost at N = 1 and 2 ...
+    assert acts[(64, 2)]["vision_per_clip_frame_mib"] == pytest.approx(
+        acts[(64, 1)]["vision_per_clip_frame_mib"], rel=0.01
+    )
+    # ... and with the pixels of a frame (128 px = 4x the pixels of 64 px), which the prediction relies on
+    assert acts[(128, 1)]["vision_per_clip_frame_mib"] == pytest.approx(
+        4 * acts[(64, 1)]["vision_per_clip_frame_mib"], rel=0.02
+    )
+    pred = r["prediction"]
+    assert pred["peak_gib_fp32"]["chunked_checkpointed"] < pred["peak_gib_fp32"]["plain"]
+    by_chunk = pred["peak_gib_fp32_by_chunk"]
+    assert by_chunk["1"] < by_chunk["16"] < by_chunk["32"]
+    assert r["reasoning"]["fraction_of_step"] > 0 and [s["num_clips"] for s in r["steps"]] == [1, 2, 1]
+    out = tmp_path / "report.json"
+    write_report({**r, "files": {"path": "/tmp/x/videos/a.mp4", "text": "not a path"}}, out)
+    saved = json.loads(out.read_text())
+    assert saved["files"] == {"path": "a.mp4", "text": "not a path"}
+    assert '"/' not in out.read_text()

@@ -347,6 +347,11 @@ def predict(acts: list[dict], n_params: int, hidden: int, p: dict, peak: dict) -
             "chunked_checkpointed": (static + ckpt_act) / 1024,
         },
         "chunk_frames": chunk,
+        # the same prediction for other chunk sizes (the paper profile uses 16)
+        "peak_gib_fp32_by_chunk": {
+            str(c): (static + n * bb * kept_per_frame + c * per_frame_big + n * per_clip_big) / 1024
+            for c in (1, 2, 4, 8, 16, 32)
+        },
         "checks": checks,
         "notes": "fp32; bf16/fp16 autocast roughly halves the activations (not measurable on this CPU)",
     }
