@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from siasamrea.bench import format_table, profile, run_benchmark, write_report
+from siasamrea.bench import format_table, names_only, profile, run_benchmark, write_report
 from siasamrea.bench.training import BENCH_VISION, StepBench, StepSetting, reasoning_fn
 from siasamrea.model import TINY_TEXT
 
@@ -89,7 +89,10 @@ def test_report_structure_and_json_round_trip(bench, tmp_path):
     assert report["settings"]["videos"] == 1  # the overrides are recorded
     path = tmp_path / "bench.json"
     write_report(report, path)
-    assert json.loads(path.read_text()) == report
+    # the written report equals the returned one, with file names instead of this machine's paths
+    assert json.loads(path.read_text()) == names_only(report)
+    assert '"/' not in path.read_text()
+    assert {f["path"] for f in json.loads(path.read_text())["loading"]["files"]} >= {"carphone_pristine.mp4"}
     table = format_table(report)
     for heading in ("training step", "SKG+SKR", "inference", "video loading", "data loader", "peak memory"):
         assert heading in table
