@@ -251,7 +251,7 @@ def loader_vs_step(
     from siasamrea.data.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(synth_root / "tokenizer")
-    sources = {"decoded": DecodedFrames(SMALL_SIZE), "cached": CachedFrames(cache_dir)}
+    sources = {"decoded": DecodedFrames(SMALL_SIZE, resize="stretch"), "cached": CachedFrames(cache_dir)}
     datasets = {k: msvd_dataset(synth_root, src, tokenizer) for k, src in sources.items()}
     ds0 = datasets["decoded"]
     first = next(iter(_loader(ds0, videos, 1, 0)))
@@ -305,4 +305,5 @@ def loader_vs_step(
 
 
 def build_cache(videos: list[Path], cache_dir: Path) -> dict:
-    return build_frame_cache(videos, cache_dir, SMALL_SIZE, workers=2)
+    # stretched, as the read_frames reference the loading section compares against
+    return build_frame_cache(videos, cache_dir, SMALL_SIZE, workers=2, resize="stretch")
