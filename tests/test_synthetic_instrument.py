@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
+from siasamrea.analysis.vision_probe import parse_description
 from siasamrea.sampling import sample_clips
 from siasamrea.synthetic import benchmark
 from siasamrea.synthetic.benchmark import (
@@ -131,3 +132,17 @@ def test_evidence_scale_is_validated_and_reaches_the_generated_videos(tmp_path):
             ]
             lens[x] = np.mean([hi - lo + 1 for j in jobs for lo, hi in benchmark._spec(cfg, j)[0].core])
         assert (lens[3.0] > 2.5 * lens[1.0]) if scaled else (lens[3.0] == lens[1.0]), (dataset, lens)
+
+
+def test_the_vision_probe_reads_every_attribute_back_from_the_stills_captions():
+    """The probe's labels come from the captions: they must agree with the stills' answers."""
+    rng = np.random.default_rng(3)
+    field = {"color": "color", "number": "number", "location": "location"}
+    for _ in range(300):
+        spec = STILLS_TASKS["frameqa"](STILLS_DOMAIN, 64, rng)
+        attrs = parse_description(spec.questions[0].description)
+        for q in spec.questions:
+            key = field.get(q.question_type, "shape")
+            assert attrs[key] == q.answer, (q.description, q.question, q.answer)
+    with pytest.raises(ValueError, match="not a stills description"):
+        parse_description("how many times does the red bar flash ?")
