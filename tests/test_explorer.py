@@ -259,7 +259,7 @@ def browser(tmp_path):
     opts.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1500,1400"):  # fmt: skip
+                 f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1500,1500"):  # fmt: skip
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
     try:
@@ -281,6 +281,7 @@ def _menu(driver, wait, top: str, item: str) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -290,7 +291,8 @@ def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(rep
     shots = os.environ.get("SIASAMREA_SCREENSHOTS")  # a directory: also keep screenshots (docs/img)
     committed = (repo / NOTEBOOK).read_bytes()
     analysis = ex.load(repo / RUN / "analysis.json")
-    wait = WebDriverWait(browser, 150)
+    # The readout and the images are replaced on every redraw: a found element can go stale under us.
+    wait = WebDriverWait(browser, 150, ignored_exceptions=[StaleElementReferenceException])
     browser.get(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
     _menu(browser, wait, "Run", "Run All Cells")
@@ -305,9 +307,6 @@ def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(rep
     assert shown == pytest.approx(v["soft_label"][t], abs=1e-4)  # as trained, before any change
     assert (repo / "figures" / "affinity_explorer.png").stat().st_size > 10_000  # the stage's output
     before = browser.find_elements(*imgs)[1].get_attribute("src")
-    if shots:
-        browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(*q_value))
-        browser.save_screenshot(str(Path(shots) / "explorer-jupyterlab.png"))
 
     # The prediction-temperature slider: type into its readout, as a user can.
     xp = ("//div[contains(@class, 'widget-hslider')][.//label[contains(., 'prediction temperature')]]"
@@ -319,8 +318,10 @@ def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(rep
     _, _, q = _expected(v, analysis, 0.5, 1.0, 4.0, np.asarray(analysis["w1"]), np.asarray(analysis["w2"]))
     wait.until(lambda d: d.find_element(*q_value).text == f"{q[t]:.4f}")
     wait.until(lambda d: d.find_elements(*imgs)[1].get_attribute("src") != before)
-    if shots:
-        browser.save_screenshot(str(Path(shots) / "explorer-jupyterlab-t4.png"))
+    if shots:  # the README's screenshot: the controls and both figures
+        top = browser.find_element(By.CSS_SELECTOR, ".widget-dropdown select")
+        browser.execute_script("arguments[0].scrollIntoView()", top)
+        browser.save_screenshot(str(Path(shots) / "explorer-jupyterlab.png"))
 
     # Saving the executed notebook leaves notebooks/ byte-identical: the pipeline stays clean.
     saved_at = (repo / NOTEBOOK).stat().st_mtime_ns

@@ -216,7 +216,7 @@ def describe(analysis: dict, run_dir: str | Path, s: Settings | None) -> str:
 def render(v: dict, analysis: dict, run_dir: str | Path, s: Settings | None, frames=None):
     """The whole figure of one video under settings ``s`` (``None``: the values saved by training)."""
     fig = draw_example(v if s is None else recompute(v, analysis, s), frames)
-    fig.text(0.01, 0.0, describe(analysis, run_dir, s), fontsize=7, color="0.3")
+    fig.text(0.01, -0.015, describe(analysis, run_dir, s), fontsize=7, color="0.3")
     return fig
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import ScalarFormatter
 
 from siasamrea.analysis import evidence as ev
 from siasamrea.analysis.mechanism import evidence_datasets, reference_clips
@@ -368,8 +369,8 @@ def clip_frames(v: dict) -> np.ndarray:
 def _heatmap(ax, values: np.ndarray, xticks: list[str], yticks: list[str], cmap: str, mask=None) -> None:
     """A small annotated heatmap (values written in the cells up to 9 rows); ``mask``ed cells left blank."""
     sns.heatmap(values, ax=ax, annot=len(yticks) <= 9, fmt=".2f", cmap=cmap, xticklabels=xticks, mask=mask,
-                yticklabels=yticks, annot_kws={"fontsize": 6},  # plain ticks: a range can be 1e-3 wide
-                cbar_kws={"shrink": 0.8, "format": "%.3g"})  # fmt: skip
+                yticklabels=yticks, annot_kws={"fontsize": 6},  # no offset: a range can be 1e-3 wide
+                cbar_kws={"shrink": 0.8, "format": ScalarFormatter(useOffset=False)})  # fmt: skip
 
 
 def _timeline(ax, clips: np.ndarray, e: ev.Evidence | None, num_frames: int) -> None:
@@ -457,7 +458,7 @@ def figure4(run_dir: str | Path, video: int | None = None):
     w = f"W1 = {w1}, W2 = {w2}"
     fig.text(
         0.01,
-        0.005,
+        -0.015,  # below the clips legend
         f"{run_dir}, epoch {analysis.get('epoch')}; {textwrap.shorten(w, 160)}",
         fontsize=7,
         color="0.3",
