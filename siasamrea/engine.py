@@ -8,7 +8,9 @@ Run layout (``run.out_dir``)::
     epochs.csv         per-epoch metrics, one column per task/split/metric (dvc plots)
     metrics.json       best and last epoch metrics, and the test metric at the best validation epoch
     predictions/       per-question predictions of the last and of each task's best epoch
-    analysis.json      affinity matrices, clip predictions, soft labels and W1/W2 of a few training videos
+    analysis.json      affinity matrices, clip features and logits, clip predictions, soft labels and W1/W2 of
+                       a few training videos, after training (the explorer recomputes Â, P and Q from them)
+    analysis/epoch-<e>.json  the same after each evaluated epoch
     checkpoints/       resumable checkpoints (safetensors)
     model/             the inference model (save_pretrained; no W1/W2: they are training-only)
     objective.safetensors  the trained W1/W2 (and projection g), for analysis
@@ -228,6 +230,8 @@ class Trainer:
             self.step_in_epoch = 0
             if self.epoch % cfg.eval.every_epochs == 0 or self.epoch == cfg.optim.epochs:
                 self._evaluate_all()
+                # Before the checkpoint: a resumed run never lacks the snapshot of an epoch it saved.
+                self._write_analysis(self.out / "analysis" / f"epoch-{self.epoch:03d}.json")
             self._save()
         result = {}
         if not stopped:
@@ -476,15 +480,22 @@ class Trainer:
         return result
 
     @torch.no_grad()
-    def _write_analysis(self) -> None:
-        """Affinity, clip predictions, soft label and W1/W2 for the first training videos of each task."""
+    def _write_analysis(self, path: Path | None = None) -> None:
+        """Affinity, clip features and logits, clip predictions, soft label and W1/W2 for the first training
+        videos of each task (``path``: default ``analysis.json``). Deterministic clips, no gradient and no
+        random numbers drawn, so writing it between epochs leaves training unchanged."""
         n = self.cfg.run.analysis_videos
         if n <= 0 or not self.info.is_main or self.objective.reasoner is None:
             return
         evidence = _load_evidence(self.cfg.data.evidence)
         self.module.eval()
-        out = {"epoch": self.epoch, "variant": self.cfg.method.variant, "videos": []}
-        w1, w2 = self.objective.reasoner.weights()
+        reasoner = self.objective.reasoner
+        # What Q was computed with, so the explorer can recompute it (reasoning.py) and vary each setting.
+        settings = {"omega": reasoner.omega, "affinity": reasoner.affinity_mode,
+                    "affinity_temperature": reasoner.affinity_temperature,
+                    "temperature": self.objective.temperature}  # fmt: skip
+        out = {"epoch": self.epoch, "variant": self.cfg.method.variant, "settings": settings, "videos": []}
+        w1, w2 = reasoner.weights()
         out["w1"], out["w2"] = w1.tolist(), w2.tolist()
         for task, ds in self.train_sets.items():
             # The clips of the last epoch trained, also if this process trained none (a finished run resumed).
@@ -495,7 +506,10 @@ class Trainer:
             b = _to(collate(items), self.info.device)
             res = self.model(b["frames"], b["input_ids"], b["attention_mask"], task, b["frame_mask"])
             probs = clip_probabilities(res.kind, res.logits.float(), self.objective.temperature)
-            reasoned = self.objective.reasoner(res.features.float(), probs)
+            feats = res.features.float()
+            reasoned = reasoner(feats, probs)
+            if reasoner.projection is not None:
+                feats = reasoner.projection(feats)  # Â is computed from g(f)
             task_data = next(t for t in self.tasks if t.name == task)
             for j, it in enumerate(items):
                 r = ds.records[it["index"]]
@@ -504,12 +518,15 @@ class Trainer:
                     "video_path": str(r.video_path), "question": r.question, "answer": r.answer,
                     "candidates": list(r.candidates), "target": it["target"], "num_frames": it["num_frames"],
                     "clip_indices": it["clip_indices"].tolist(),
+                    "features": feats[j].tolist(), "logits": res.logits[j].float().tolist(),
                     "affinity": reasoned.affinity[j].tolist(), "probs": probs[j].tolist(),
                     "soft_label": reasoned.soft_label[j].tolist(),
                     "labels": task_data.vocab.answers if task_data.vocab else list(r.candidates),
                     "evidence": evidence.get(r.video_path.stem),
                 })  # fmt: skip
-        _write_json(self.out / "analysis.json", out)
+        path = path or self.out / "analysis.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, out)
 
 
 def _load_evidence(path: str | None) -> dict:

@@ -28,14 +28,35 @@ import yaml
 from siasamrea.config import Config, ConfigError, _build, config_from_dict, dump_config
 
 PARAMS_FILE = "params.yaml"
+ROOT_MARKERS = (PARAMS_FILE, "dvc.yaml")
 
 
 # -- params ------------------------------------------------------------------------------------------------
+def find_root(start: str | Path = ".") -> Path:
+    """The repository root: the nearest directory at or above ``start`` holding params.yaml and dvc.yaml."""
+    here = Path(start).resolve()
+    for d in (here, *here.parents):
+        if all((d / m).is_file() for m in ROOT_MARKERS):
+            return d
+    raise FileNotFoundError(f"{here}: neither it nor a parent directory holds {' and '.join(ROOT_MARKERS)}")
+
+
+def enter_root(start: str | Path = ".") -> Path:
+    """``chdir`` to the repository root and return it. Every path of the pipeline is relative to the root:
+    papermill runs a stage there (``--cwd .``), JupyterLab starts a notebook's kernel in ``notebooks/``."""
+    root = find_root(start)
+    if Path.cwd().resolve() != root:
+        print(f"working directory: {root} (the repository root)")
+        os.chdir(root)
+    return root
+
+
 def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> dict:
     """The active profile of ``params.yaml`` (a plain dict).
 
-    ``profile``, when given, must be the active profile's name: a stage notebook passes the profile it
-    was launched for, so a notebook executed against a different ``active`` fails instead of mixing runs.
+    ``profile``, when given, must be the active profile's name: a stage passes the profile it was launched
+    for, so a notebook executed against a different ``active`` fails instead of mixing runs. ``None`` (what
+    a notebook opened in JupyterLab uses) takes whichever profile is active.
     """
     p = Path(path)
     if not p.is_file():

@@ -24,6 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import ScalarFormatter
 
 from siasamrea.analysis import evidence as ev
 from siasamrea.analysis.mechanism import evidence_datasets, reference_clips
@@ -290,18 +291,33 @@ def _top_answers(v: dict, k: int = 6) -> list[int]:
 
 
 def draw_example(v: dict, frames: np.ndarray | None = None, title: str = "", fig=None):
-    """Draw one analysis.json video: clip thumbnails (rows: anchor, siamese clips), Â, P (top answers), Q.
+    """Draw one analysis.json video: left :func:`draw_clips` (timeline with the evidence, clip thumbnails),
+    right :func:`draw_reasoning` (Â, P, Q). The explorer draws the two parts as two figures.
 
     ``frames``: ``uint8 [N, B, H, W, 3]`` (decoded by the caller; ``None`` decodes ``v["video_path"]``).
     """
+    n, b = np.asarray(v["clip_indices"]).shape
+    fig = fig or plt.figure(figsize=(15, max(6.5, 0.75 * n + 2.5) + 0.2 * n + 0.9))
+    left, right = fig.subfigures(1, 2, width_ratios=[max(b, 3) * 0.9, 6.5], wspace=0.02)
+    draw_clips(v, frames, left)
+    draw_reasoning(v, right)
+    fig.suptitle(title or _default_title(v), fontsize=10)
+    return fig
+
+
+def draw_clips(v: dict, frames: np.ndarray | None = None, fig=None):
+    """Where the clips and the evidence lie on the video's timeline, and every clip's frames (rows: anchor,
+    siamese clips; borders: evidence). ``frames`` as for :func:`draw_example`."""
     clips = np.asarray(v["clip_indices"])
     n, b = clips.shape
     if frames is None:
         frames = clip_frames(v)
     e = _evidence_of(v)
-    fig = fig or plt.figure(figsize=(15, max(6.5, 0.75 * n + 2.5)))
-    gs = fig.add_gridspec(1, 2, width_ratios=[max(b, 3) * 0.9, 6.5], wspace=0.18)
-    left = gs[0].subgridspec(n, b, wspace=0.05, hspace=0.35)
+    timeline_h = 0.2 * n + 0.9
+    fig = fig or plt.figure(figsize=(max(b, 3) * 1.3 + 1.5, max(6.5, 0.75 * n + 2.5) + timeline_h))
+    outer = fig.add_gridspec(2, 1, height_ratios=[timeline_h, max(6.5, 0.75 * n + 2.5)], hspace=0.22)
+    _timeline(fig.add_subplot(outer[0]), clips, e, int(v.get("num_frames") or clips.max() + 1))
+    left = outer[1].subgridspec(n, b, wspace=0.05, hspace=0.35)
     for k in range(n):
         for t in range(b):
             a = fig.add_subplot(left[k, t])
@@ -317,21 +333,29 @@ def draw_example(v: dict, frames: np.ndarray | None = None, title: str = "", fig
                     va="center",
                     color=CORE_COLOR if has else "black",
                 )
-    right = gs[1].subgridspec(3, 1, height_ratios=[1.2, 1, 0.9], hspace=0.6)
-    names = ["anchor", *[f"s{k}" for k in range(1, n)]]
-    ax = fig.add_subplot(right[0])
-    _heatmap(ax, np.asarray(v["affinity"]), names, names, "viridis")
-    ax.set_title("affinity Â (Eq. 2): row-softmax, diagonal 0", fontsize=9)
-    ax.tick_params(labelsize=7)
-    _draw_predictions(fig, right[1], right[2], v, names)
-    fig.suptitle(title or _default_title(v), fontsize=10)
     fig.text(
         0.01,
-        0.03,
+        0.01,
         "Frame borders: green = answer fully visible (core), orange = partly (faint); "
-        "✓ = the clip holds a core frame. Rows: the anchor, then the siamese clips.",
+        "✓ = the clip holds a core frame.",
         fontsize=7,
     )
+    return fig
+
+
+def draw_reasoning(v: dict, fig=None):
+    """Â (Eq. 2, diagonal masked), the clips' predictions P for the top answers and the soft label Q (Eq. 5)
+    beside the ground truth."""
+    n = len(v["clip_indices"])
+    fig = fig or plt.figure(figsize=(7.5, max(6.5, 0.75 * n + 2.5)))
+    right = fig.add_gridspec(3, 1, height_ratios=[1.2, 1, 0.9], hspace=0.6)
+    names = ["anchor", *[f"s{k}" for k in range(1, n)]]
+    ax = fig.add_subplot(right[0])
+    # Â(i, i) = 0 by construction: masked, so the colour scale shows the off-diagonal structure.
+    _heatmap(ax, np.asarray(v["affinity"]), names, names, "viridis", mask=np.eye(n, dtype=bool))
+    ax.set_title("affinity Â (Eq. 2): row-softmax over j ≠ i; diagonal (0) masked", fontsize=9)
+    ax.tick_params(labelsize=7)
+    _draw_predictions(fig, right[1], right[2], v, names)
     return fig
 
 
@@ -342,10 +366,34 @@ def clip_frames(v: dict) -> np.ndarray:
     return imgs.reshape(*clips.shape, *imgs.shape[1:])
 
 
-def _heatmap(ax, values: np.ndarray, xticks: list[str], yticks: list[str], cmap: str) -> None:
-    """A small annotated heatmap (values written in the cells up to 9 rows)."""
-    sns.heatmap(values, ax=ax, annot=len(yticks) <= 9, fmt=".2f", cmap=cmap, xticklabels=xticks,
-                yticklabels=yticks, cbar_kws={"shrink": 0.8}, annot_kws={"fontsize": 6})  # fmt: skip
+def _heatmap(ax, values: np.ndarray, xticks: list[str], yticks: list[str], cmap: str, mask=None) -> None:
+    """A small annotated heatmap (values written in the cells up to 9 rows); ``mask``ed cells left blank."""
+    sns.heatmap(values, ax=ax, annot=len(yticks) <= 9, fmt=".2f", cmap=cmap, xticklabels=xticks, mask=mask,
+                yticklabels=yticks, annot_kws={"fontsize": 6},  # no offset: a range can be 1e-3 wide
+                cbar_kws={"shrink": 0.8, "format": ScalarFormatter(useOffset=False)})  # fmt: skip
+
+
+def _timeline(ax, clips: np.ndarray, e: ev.Evidence | None, num_frames: int) -> None:
+    """The video's frames on one axis: evidence bands and, one row per clip, the frames each clip takes."""
+    n = len(clips)
+    _shade(ax, e)
+    for k in range(n):
+        has = e is not None and ev.clip_contains(clips[k], e, "core")
+        ax.scatter(clips[k], np.full(clips.shape[1], n - 1 - k), s=22, marker="s" if k == 0 else "o",
+                   color=CORE_COLOR if has else CLIP_COLOR, edgecolors="k" if k == 0 else "none")  # fmt: skip
+    ax.set_yticks(range(n), ["anchor" if k == 0 else f"siamese {k}" for k in range(n)][::-1], fontsize=7)
+    ax.set_xlim(-1, num_frames)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.tick_params(axis="x", labelsize=7)
+    where = "no ground-truth evidence (real data)"
+    if e is not None:
+        where = f"answer fully visible (green) in {_ranges(e.core)}, partly (orange) in {_ranges(e.faint)}"
+    ax.set_title(f"frames each clip takes out of {num_frames}; {where}; green markers: "
+                 "a clip that sees a fully visible frame", fontsize=8)  # fmt: skip
+
+
+def _ranges(r) -> str:
+    return ", ".join(f"{a}–{b}" for a, b in r) or "none"
 
 
 def _default_title(v: dict) -> str:
@@ -410,7 +458,7 @@ def figure4(run_dir: str | Path, video: int | None = None):
     w = f"W1 = {w1}, W2 = {w2}"
     fig.text(
         0.01,
-        0.005,
+        -0.015,  # below the clips legend
         f"{run_dir}, epoch {analysis.get('epoch')}; {textwrap.shorten(w, 160)}",
         fontsize=7,
         color="0.3",
