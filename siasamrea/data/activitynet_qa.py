@@ -62,7 +62,8 @@ def read_activitynet_qa(
         if not path.is_file():
             raise FileNotFoundError(f"ActivityNet-QA {split} annotation file not found: {path}")
     result = ReadResult()
-    answers = _index_answers(a_path, result, on_error)
+    bad_answers: set[str] = set()
+    answers = _index_answers(a_path, result, on_error, bad_answers)
     questions = _index_questions(q_path, result, on_error)
 
     # Answers nobody asked for: reported against the answers file, in file order.
@@ -74,6 +75,8 @@ def read_activitynet_qa(
     ext = ext.lstrip(".")
     for qid, (index, item) in questions.items():
         if qid not in answers:
+            if qid in bad_answers:  # already counted once, as the bad answer it lost
+                continue
             reason = f"unmatched question id: {qid!r} not in {a_path.name}"
             handle_bad_row(result, on_error, q_path, index, reason)
             continue
@@ -101,8 +104,10 @@ def _index_questions(path: Path, result: ReadResult, on_error: str) -> dict[str,
     return _index(path, result, on_error, ("video_name", "question", "question_id"), _check_question)
 
 
-def _index_answers(path: Path, result: ReadResult, on_error: str) -> dict[str, tuple[int, dict]]:
-    return _index(path, result, on_error, ("answer", "type", "question_id"), _check_answer)
+def _index_answers(
+    path: Path, result: ReadResult, on_error: str, bad_ids: set[str] | None = None
+) -> dict[str, tuple[int, dict]]:
+    return _index(path, result, on_error, ("answer", "type", "question_id"), _check_answer, bad_ids)
 
 
 def _index(
@@ -111,8 +116,10 @@ def _index(
     on_error: str,
     keys: tuple[str, ...],
     check: Callable[[dict], str | None],
+    bad_ids: set[str] | None = None,
 ) -> dict[str, tuple[int, dict]]:
-    """question_id -> (item index, item) for the valid items of one file; bad ones to ``handle_bad_row``."""
+    """question_id -> (item index, item) for the valid items of one file; bad ones to ``handle_bad_row``
+    (and their question ids, where readable, to ``bad_ids``)."""
     out: dict[str, tuple[int, dict]] = {}
     for index, item in enumerate(load_json_array(path)):
         reason = _check_keys(item, keys) or check(item)
@@ -121,6 +128,8 @@ def _index(
             reason = f"duplicate question id: {item['question_id']!r} (also item {first})"
         if reason is not None:
             handle_bad_row(result, on_error, path, index, reason)
+            if bad_ids is not None and isinstance(item, dict) and isinstance(item.get("question_id"), str):
+                bad_ids.add(item["question_id"])
             continue
         out[item["question_id"]] = (index, item)
     return out

@@ -205,6 +205,7 @@ def test_malformed_jsonl_lines(jsonl_root, line, reason):
 
 
 GOOD_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many knife is there?,1"
+OTHER_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many forks are there?,1"  # a repeated row is a bad row
 
 
 @pytest.mark.parametrize(
@@ -222,7 +223,7 @@ GOOD_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many knife is there?,1"
 )
 def test_malformed_csv_rows(jsonl_root, row, reason):
     path = jsonl_root / FILES["val"]
-    path.write_bytes(f"{GOOD_ROW}\r\n{row}\r\n{GOOD_ROW}\r\n".encode())
+    path.write_bytes(f"{GOOD_ROW}\r\n{row}\r\n{OTHER_ROW}\r\n".encode())
     with pytest.raises(AnnotationError, match=rf"how2QA_val_release\.csv, row 2: {reason}"):
         read_how2qa(jsonl_root, "val")
     result = read_how2qa(jsonl_root, "val", on_error="skip")
