@@ -62,13 +62,15 @@ def read_activitynet_qa(
         if not path.is_file():
             raise FileNotFoundError(f"ActivityNet-QA {split} annotation file not found: {path}")
     result = ReadResult()
+    # Ids of bad items: the item they pair with is lost with them, and counted once, as their bad row.
     bad_answers: set[str] = set()
+    bad_questions: set[str] = set()
     answers = _index_answers(a_path, result, on_error, bad_answers)
-    questions = _index_questions(q_path, result, on_error)
+    questions = _index_questions(q_path, result, on_error, bad_questions)
 
     # Answers nobody asked for: reported against the answers file, in file order.
     for qid, (index, _) in answers.items():
-        if qid not in questions:
+        if qid not in questions and qid not in bad_questions:
             reason = f"unmatched question id: {qid!r} not in {q_path.name}"
             handle_bad_row(result, on_error, a_path, index, reason)
 
@@ -100,8 +102,10 @@ def read_activitynet_qa(
     return result
 
 
-def _index_questions(path: Path, result: ReadResult, on_error: str) -> dict[str, tuple[int, dict]]:
-    return _index(path, result, on_error, ("video_name", "question", "question_id"), _check_question)
+def _index_questions(
+    path: Path, result: ReadResult, on_error: str, bad_ids: set[str] | None = None
+) -> dict[str, tuple[int, dict]]:
+    return _index(path, result, on_error, ("video_name", "question", "question_id"), _check_question, bad_ids)
 
 
 def _index_answers(
