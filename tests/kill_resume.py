@@ -7,13 +7,14 @@ uninterrupted run: for one process, or for ``torchrun`` with two (gloo, CPU), dr
 Each kill point is a random training step (reached as the run logs it) plus a random delay of up to
 0.25 s, so kills land inside forward/backward passes, evaluations and checkpoint saves alike; about one kill
 in three is a start-up kill instead (before the first checkpoint, or while resuming). The whole process
-group is killed (torchrun and its workers). ``tests/test_resume_ddp.py`` runs the same code with fewer
-kill points.
+tree is killed (torchrun and its workers, which run in sessions of their own).
+``tests/test_resume_ddp.py`` runs the same code with fewer kill points.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -51,6 +52,43 @@ def run_to_end(cmd: list[str], timeout: float = 900) -> float:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:6])}... failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return time.monotonic() - t0
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc). torchrun starts its workers in sessions of their own, so
+    killing its process group would leave them running."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and every process below it, all at once (stopped first, so none reacts to another's
+    death: torchrun would otherwise tear its workers down gracefully). Returns the pids killed."""
+    procs = [pid, *_descendants(pid)]
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, sig)
+    return procs
 
 
 def _last_step(out: Path) -> int:
@@ -95,15 +133,19 @@ def kill_and_resume(root: Path, work: Path, nproc: int, kills: int, seed: int = 
                     time.sleep(0.002)
                 time.sleep(rng.uniform(0.0, 0.25))  # somewhere inside the next step(s) or a save
             finished = proc.poll() is not None
-            if not finished:
-                os.killpg(proc.pid, signal.SIGKILL)
+            killed = [] if finished else kill_tree(proc.pid)
         finally:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                killed = kill_tree(proc.pid)
             stderr = proc.communicate()[1].decode(errors="replace")
+        deadline = time.monotonic() + 30
+        while any(_running(p) for p in killed):
+            assert time.monotonic() < deadline, f"a process outlived SIGKILL: {killed}"
+            time.sleep(0.01)
         if finished and proc.returncode != 0:
             raise RuntimeError(f"run failed before its kill point:\n{stderr[-4000:]}")
-        events.append({"target_step": target, "logged_step": _last_step(out), "finished_first": finished})
+        events.append({"target_step": target, "logged_step": _last_step(out), "finished_first": finished,
+                       "processes_killed": len(killed)})  # fmt: skip
     run_to_end(cmd)
     return {"nproc": nproc, "kills": kills, "seed": seed, "steps": total, "events": events,
             "reference": str(reference), "killed": str(out)}  # fmt: skip
