@@ -1,8 +1,10 @@
 """The run configuration: one dataclass per section, loaded from YAML and ``--set key=value`` overrides.
 
-Every key is checked before anything trains: an unknown key, a value of the wrong type, an impossible clip
-count or a checkpoint path that does not exist raises :class:`ConfigError` naming the key
-(e.g. ``method.num_clips``).
+Every key is checked before anything trains: an unknown key, a value of the wrong type, a non-finite or
+out-of-range number, an impossible clip count or a checkpoint path that does not exist raises
+:class:`ConfigError` naming the key (e.g. ``method.num_clips``). Each key is declared with :func:`key`: its
+default, one line of meaning and its range or choices. :func:`validate` checks those and
+``python -m siasamrea.train --help`` prints them (:func:`describe_keys`), so the two cannot disagree.
 
 Method variants (``method.variant``) and what they set:
 
