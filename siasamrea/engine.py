@@ -116,6 +116,12 @@ def build_optimizer(module: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused)
 
 
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    """The gradients' global L2 norm, as clip_grad_norm_ gives it (torch < 2.6 has no get_total_norm)."""
+    norms = [torch.linalg.vector_norm(p.grad.detach()) for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
+
+
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -271,8 +277,7 @@ class Trainer:
             if cfg.optim.grad_clip:
                 norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
             else:
-                norm = torch.nn.utils.get_total_norm([p.grad for p in self.module.parameters()
-                                                      if p.grad is not None])  # fmt: skip
+                norm = _grad_norm(self.module)
             self._check_finite(out["loss"].detach(), norm, task)
             self.optimizer.step()
             self.scheduler.step()

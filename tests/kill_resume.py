@@ -122,12 +122,15 @@ def kill_and_resume(root: Path, work: Path, nproc: int, kills: int, seed: int = 
     events = []
     for target in targets:
         t0 = time.monotonic()
+        logged = _last_step(out)
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)  # fmt: skip
         try:
             if target == 0:  # during start-up: before the first step, or while the first one runs
                 time.sleep(rng.uniform(0.5, 6.0))
             else:
+                # A target the log has passed already (rows of steps lost by the last kill): one new step.
+                target = max(target, logged + 1)
                 while _last_step(out) < target and proc.poll() is None:
                     assert time.monotonic() - t0 < 600, "no progress within 600 s"
                     time.sleep(0.002)
