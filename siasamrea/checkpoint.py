@@ -18,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 WEIGHTS, STATE, META = "weights.safetensors", "state.safetensors", "meta.json"
@@ -66,6 +68,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict) -> dict:
 
 
 def rng_state() -> dict[str, torch.Tensor]:
+    """This process's RNG states: ``rng.torch`` and ``rng.cuda.<device>``."""
     out = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
@@ -73,11 +76,85 @@ def rng_state() -> dict[str, torch.Tensor]:
     return out
 
 
-def set_rng_state(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+def _rank_prefix(rank: int) -> str:
+    return "rng." if rank == 0 else f"rng.rank{rank}."
+
+
+def merge_rng_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One dict of every rank's :func:`rng_state` (rank 0 as ``rng.*``, rank r as ``rng.rank<r>.*``).
+
+    Each rank draws its own dropout masks, so its RNG state is its own: restoring rank 0's everywhere would
+    make a resumed multi-process run differ from an uninterrupted one.
+    """
+    out = {}
+    for rank, state in enumerate(states):
+        out.update({_rank_prefix(rank) + k.removeprefix("rng."): v for k, v in state.items()})
+    return out
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], rank: int = 0) -> None:
+    """Restore ``rank``'s RNG states from a checkpoint's state tensors (see :func:`merge_rng_states`)."""
+    prefix = _rank_prefix(rank)
+    if prefix + "torch" not in tensors:
+        raise ValueError(
+            f"the checkpoint holds no RNG state of rank {rank} (written by fewer processes, or before "
+            "every rank's state was saved): it cannot be resumed exactly by this process"
+        )
+    own = {
+        k.removeprefix(prefix): v
+        for k, v in tensors.items()
+        if k.startswith(prefix) and (rank > 0 or not k.startswith("rng.rank"))
+    }
+    torch.set_rng_state(own["torch"])
+    cuda = [own[k] for k in sorted(own) if k.startswith("cuda.")]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """``safetensors.torch.save_file``, with an error that names the file (safetensors' own does not)."""
+    try:
+        save_file(tensors, str(path))
+    except (SafetensorError, OSError) as e:  # e.g. "No space left on device (os error 28)"
+        raise OSError(f"cannot write {path}: {e}") from e
+
+
+#: Temporary directories of an interrupted save: ``.<name>.tmp-<pid>``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path, name: str | None = None) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` entries of ``directory`` left by processes that no longer exist.
+
+    A kill during a save leaves its temporary directory behind; nothing else would ever remove it.
+    ``name`` restricts to one target name (a regular expression; default: any). Returns what was removed.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    removed = []
+    for p in sorted(root.iterdir()):
+        m = _TEMPORARY.match(p.name)
+        if m is None or (name is not None and re.fullmatch(name, m["name"]) is None) or _alive(int(m["pid"])):
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def save_checkpoint(
@@ -89,8 +166,12 @@ def save_checkpoint(
     meta: dict,
     *,
     keep: int = 2,
+    rng: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``directory/step-<step>/`` atomically and keep only the ``keep`` newest checkpoints."""
+    """Write ``directory/step-<step>/`` atomically and keep only the ``keep`` newest checkpoints.
+
+    ``rng``: the RNG states to store (:func:`merge_rng_states` of every rank); default: this process's.
+    """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:09d}"
@@ -98,8 +179,8 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     opt_tensors, opt_plain = _flatten_optimizer(optimizer.state_dict())
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS))
-    save_file({**opt_tensors, **rng_state()}, str(tmp / STATE))
+    save_tensors({k: v.detach().cpu().contiguous() for k, v in weights.items()}, tmp / WEIGHTS)
+    save_tensors({**opt_tensors, **(rng_state() if rng is None else rng)}, tmp / STATE)
     full_meta = {
         **meta,
         "step": step,

@@ -1,8 +1,10 @@
 """The run configuration: one dataclass per section, loaded from YAML and ``--set key=value`` overrides.
 
-Every key is checked before anything trains: an unknown key, a value of the wrong type, an impossible clip
-count or a checkpoint path that does not exist raises :class:`ConfigError` naming the key
-(e.g. ``method.num_clips``).
+Every key is checked before anything trains: an unknown key, a value of the wrong type, a non-finite or
+out-of-range number, an impossible clip count or a checkpoint path that does not exist raises
+:class:`ConfigError` naming the key (e.g. ``method.num_clips``). Each key is declared with :func:`key`: its
+default, one line of meaning and its range or choices. :func:`validate` checks those and
+``python -m siasamrea.train --help`` prints them (:func:`describe_keys`), so the two cannot disagree.
 
 Method variants (``method.variant``) and what they set:
 
@@ -22,6 +24,9 @@ The W1/W2 ablation is ``method.learn_w1`` / ``method.learn_w2``; the open points
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
+import math
 import re
 import types
 import typing
@@ -32,6 +37,8 @@ from typing import Any
 import yaml
 
 VARIANTS = ("siasamrea", "skr_average", "anchor_copies", "baseline", "all_clips")
+#: The variants trained with L_siamese (they need method.alpha > 0).
+REASONING_VARIANTS = ("siasamrea", "skr_average", "anchor_copies")
 AGGREGATIONS = ("mean", "max", "lse")
 
 
@@ -43,108 +50,180 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
+def key(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    factory: Any = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple | str | None = None,
+) -> Any:
+    """A configuration key: its default, one line of meaning and the range :func:`validate` enforces.
+
+    ``ge``/``gt``/``le``/``lt`` bound a number (``None`` values are allowed when the type admits them);
+    ``choices`` is a tuple, or the dotted ``module:NAME`` of one (resolved when validating, so this module
+    imports nothing heavy). ``python -m siasamrea.train --help`` prints the same metadata.
+    """
+    meta = {"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class DataConfig:
     """Where the questions and videos come from and how they become tensors."""
 
-    dataset: str = "tgif-qa"  # a name known to siasamrea.data.registry
-    root: str = "data/synthetic/tgif-qa"  # folder with the annotation files
-    tasks: list[str] | None = None  # TGIF-QA: the tasks to train on together (None: every task found)
-    reader: dict = field(default_factory=dict)  # extra reader options (video_dir, ext, ...)
-    train_split: str = "train"
-    eval_splits: list[str] = field(default_factory=lambda: ["test"])
-    filter_manifest: str | None = None  # the frame filter's manifest: train only on videos it kept
-    tokenizer: str = "data/synthetic/tokenizer"  # local tokenizer directory
-    answer_vocab_size: int = 1000  # open-ended answers: the most frequent training answers
-    frame_size: int = 32  # frames are resized to frame_size x frame_size on decode
-    max_text_len: int = 40
-    num_workers: int = 0  # DataLoader workers per process
-    cache: str | None = None  # a decoded-frame cache directory (siasamrea.data.frame_cache), or None
-    train_limit: int | None = None  # use only the first n training questions (smoke runs)
-    eval_limit: int | None = None
-    on_error: str = "raise"  # bad annotation rows: "raise" or "skip" (skips are counted and reported)
-    resize: str = "pad"  # "pad": longer side to frame_size, zero-pad right/bottom (ClipBERT); "stretch"
-    use_span: bool = True  # sample clips within a question's time span where the annotation gives one
-    evidence: str | None = None  # synthetic ground truth (evidence.jsonl) for the analysis dumps
+    dataset: str = key(
+        "tgif-qa", "a dataset known to siasamrea.data.registry", choices="siasamrea.data.registry:DATASETS"
+    )
+    root: str = key("data/synthetic/tgif-qa", "folder with the annotation files")
+    tasks: list[str] | None = key(None, "TGIF-QA: the tasks to train on together (null: every task found)")
+    reader: dict = key(
+        help="extra reader options (video_dir, ext, ...; checked against the reader)", factory=dict
+    )
+    train_split: str = key("train", "the split to train on")
+    eval_splits: list[str] = key(
+        help="splits evaluated after each evaluation epoch", factory=lambda: ["test"]
+    )
+    filter_manifest: str | None = key(None, "the frame filter's manifest: train only on videos it kept")
+    tokenizer: str = key("data/synthetic/tokenizer", "local tokenizer directory")
+    answer_vocab_size: int = key(1000, "open-ended answers: the most frequent training answers", ge=1)
+    frame_size: int = key(32, "frames are resized to frame_size x frame_size on decode", ge=16, le=4096)
+    max_text_len: int = key(40, "question (+ candidate) tokens, longer text is cut", ge=4)
+    num_workers: int = key(0, "DataLoader workers per process", ge=0)
+    cache: str | None = key(None, "a decoded-frame cache directory (siasamrea.data.frames), or null: decode")
+    train_limit: int | None = key(None, "use only the first n training questions (smoke runs)", ge=1)
+    eval_limit: int | None = key(None, "use only the first n questions of each evaluation split", ge=1)
+    on_error: str = key(
+        "raise",
+        "bad annotation rows: raise, or skip (skips are counted in data.json)",
+        choices=("raise", "skip"),
+    )
+    resize: str = key(
+        "pad",
+        "pad: longer side to frame_size, zero-pad right/bottom (ClipBERT); stretch: squash to a square",
+        choices=("pad", "stretch"),
+    )
+    use_span: bool = key(True, "sample clips within a question's time span where the annotation gives one")
+    evidence: str | None = key(None, "synthetic ground truth (evidence.jsonl) for the analysis dumps")
 
 
 @dataclass
 class ModelSection:
     """Encoder sizes or local checkpoints (see siasamrea.model.ModelConfig)."""
 
-    vision: dict = field(default_factory=dict)  # ResNetConfig overrides of the tiny default
-    text: dict = field(default_factory=dict)  # BertConfig overrides of the tiny default
-    vision_checkpoint: str | None = None
-    text_checkpoint: str | None = None
-    grid_pool: int | None = None
-    max_grid: int = 16
+    vision: dict = key(help="ResNetConfig overrides of the tiny default", factory=dict)
+    text: dict = key(help="BertConfig overrides of the tiny default (e.g. hidden_dropout_prob)", factory=dict)
+    vision_checkpoint: str | None = key(None, "a local transformers ResNet checkpoint (null: tiny, random)")
+    text_checkpoint: str | None = key(None, "a local transformers BERT checkpoint (null: tiny, random)")
+    grid_pool: int | None = key(None, "average-pool the vision grid to this size (null: no pooling)", ge=1)
+    max_grid: int = key(16, "largest grid side the 2-D position embeddings cover", ge=1)
     # ClipBERT freezes BatchNorm (per-sample, so DDP equals one big batch). That needs statistics from
     # pretraining: a from-scratch encoder with frozen (identity) BN barely learns, so None means "frozen
     # iff model.vision_checkpoint is given".
-    freeze_bn: bool | None = None
-    init_from: str | None = None  # a run directory or model directory to start from (pretraining)
-    visual_head: str = "linear"  # "linear" (projection) or "clipbert" (ClipBERT's conv3x3 grid encoder)
-    clipbert_checkpoint: str | None = None  # a ClipBERT .pt state dict to start from (visual_head: clipbert)
-    vision_chunk_frames: int | None = None  # run the ResNet over this many clip-frames at a time
-    checkpoint_vision: bool = False  # activation checkpointing of the ResNet (per chunk)
+    freeze_bn: bool | None = key(None, "freeze BatchNorm (null: iff model.vision_checkpoint is given)")
+    init_from: str | None = key(None, "a run or model directory to start from (pretraining)")
+    visual_head: str = key(
+        "linear",
+        "linear (projection) or clipbert (ClipBERT's conv3x3 grid encoder)",
+        choices=("linear", "clipbert"),
+    )
+    clipbert_checkpoint: str | None = key(
+        None, "a ClipBERT .pt state dict to start from (needs model.visual_head: clipbert)"
+    )
+    vision_chunk_frames: int | None = key(None, "run the ResNet over this many clip-frames at a time", ge=1)
+    checkpoint_vision: bool = key(False, "activation checkpointing of the ResNet (per chunk)")
 
 
 @dataclass
 class MethodConfig:
-    variant: str = "siasamrea"
-    num_clips: int = 9  # N: the anchor and N-1 siamese clips (paper: 8 siamese clips)
-    frames_per_clip: int | str = 4  # B, or "auto" for the paper's 5..16 by video length
-    offsets: str = "after"  # siamese starts after the anchor's, or "alternate" (+1, -1, +2, ...)
+    """The method variant and its hyper-parameters (Eq. 1-8)."""
+
+    variant: str = key("siasamrea", "the method variant (table in siasamrea/config.py)", choices=VARIANTS)
+    num_clips: int = key(9, "N: the anchor and N-1 siamese clips (paper: 8 siamese clips)", ge=1, le=64)
+    frames_per_clip: int | str = key(4, "B frames per clip, or 'auto' for the paper's 5..16 by video length")
+    offsets: str = key(
+        "after",
+        "siamese starts after the anchor's, or alternate (+1, -1, +2, ...)",
+        choices="siasamrea.sampling:OFFSET_MODES",
+    )
     # The sampling interval leaves room for this many clips. Runs compared with each other must share it:
     # then every run (baseline, N = 2..13) draws its anchor, and is evaluated, on the same clips.
-    reserve_clips: int = 13
-    alpha: float = 1.0
-    omega: float = 0.5
-    temperature: float = 1.0
-    affinity_temperature: float = 1.0
-    learn_w1: bool = True
-    learn_w2: bool = True
-    projection_dim: int | None = None  # g of Eq. 1 (None: identity)
-    gt_on: str = "anchor"
-    stop_gradient: str = "none"
-    weight_objective: str = "siamese"
+    reserve_clips: int = key(13, "clips the sampling interval leaves room for (compared runs share it)", ge=1)
+    alpha: float = key(
+        1.0, "weight of L_siamese in L = alpha L_siamese + L_gt (> 0 for reasoning variants)", ge=0
+    )
+    omega: float = key(0.5, "omega of Eq. 3: share of the affinity term in the soft label", ge=0, le=1)
+    temperature: float = key(1.0, "softmax temperature of the clip predictions", gt=0)
+    affinity_temperature: float = key(1.0, "softmax temperature of the affinity (Eq. 2)", gt=0)
+    learn_w1: bool = key(True, "train W1 (false: fixed uniform; the W1/W2 ablation)")
+    learn_w2: bool = key(True, "train W2 (false: fixed uniform; the W1/W2 ablation)")
+    projection_dim: int | None = key(
+        None, "g of Eq. 1: a linear projection to this size (null: identity)", ge=1
+    )
+    gt_on: str = key("anchor", "L_gt on the anchor only, or on every clip", choices="siasamrea.losses:GT_ON")
+    stop_gradient: str = key(
+        "none",
+        "none (the paper's text) or target (detach P and A as BAKE does)",
+        choices="siasamrea.losses:STOP_GRADIENT",
+    )
+    weight_objective: str = key(
+        "siamese",
+        "what trains W1/W2: the siamese loss, or gt (CE of Q vs truth)",
+        choices="siasamrea.losses:WEIGHT_OBJECTIVES",
+    )
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 5e-4  # paper
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1  # paper: warm-up over the first 10% of steps, then linear decay to 0
-    epochs: int = 10
-    batch_size: int = 8  # videos per process per step
-    grad_clip: float | None = 1.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    """AdamW with linear warm-up and decay (paper Sec. 4.2)."""
+
+    lr: float = key(5e-4, "peak learning rate (paper: 5e-4)", gt=0)
+    weight_decay: float = key(0.01, "AdamW weight decay (not on biases, norms, embeddings, W1/W2)", ge=0)
+    warmup_ratio: float = key(0.1, "share of steps of linear warm-up, then linear decay to 0", ge=0, lt=1)
+    epochs: int = key(10, "training epochs", ge=1)
+    batch_size: int = key(8, "videos per process per step", ge=1)
+    grad_clip: float | None = key(1.0, "clip the gradient norm to this (0 or null: no clipping)", ge=0)
+    betas: list[float] = key(help="AdamW betas, two values in [0, 1)", factory=lambda: [0.9, 0.98])
 
 
 @dataclass
 class EvalConfig:
-    every_epochs: int = 1
-    multi_clip: str | None = None  # None: the anchor clip only (the paper); else "mean" / "max" / "lse"
-    num_clips: int = 4  # clips of multi-clip inference
-    seed: int = 12345  # anchor positions of evaluation (the same for every run and epoch)
-    batch_size: int = 32
+    """Evaluation protocol."""
+
+    every_epochs: int = key(1, "evaluate every this many epochs (and after the last)", ge=1)
+    multi_clip: str | None = key(
+        None, "null: the anchor clip only (the paper); else mean, max or lse", choices=AGGREGATIONS
+    )
+    num_clips: int = key(4, "clips of multi-clip inference", ge=1)
+    seed: int = key(12345, "anchor positions of evaluation (the same for every run and epoch)")
+    batch_size: int = key(32, "videos per process per evaluation batch", ge=1)
 
 
 @dataclass
 class RunConfig:
-    out_dir: str = "runs/debug"
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
-    bf16: bool = True  # autocast to bf16 on CUDA (ignored on CPU)
-    # "auto" (CUDA: bf16 if supported, else fp16 with GradScaler; CPU: fp32) | "fp32" | "bf16" | "fp16"
-    precision: str = "auto"
-    threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
-    log_every: int = 10
-    checkpoint_every: int = 0  # steps between mid-epoch checkpoints (0: at epoch ends only)
-    keep_checkpoints: int = 2
-    analysis_videos: int = 16  # training videos whose affinity and clip predictions are saved
-    max_steps: int | None = None  # stop early (tests of resume)
-    progress: bool = True
+    """Where and how a run executes."""
+
+    out_dir: str = key("runs/debug", "the run directory (re-running resumes from its checkpoints)")
+    seed: int = key(0, "seed of weights, sampling and data order")
+    device: str = key("auto", "auto (CUDA if available), cpu or cuda", choices=("auto", "cpu", "cuda"))
+    bf16: bool = key(True, "autocast to bf16 on CUDA (ignored on CPU; false: fp32)")
+    precision: str = key(
+        "auto",
+        "auto (CUDA: bf16 if supported, else fp16 with GradScaler; CPU: fp32), fp32, bf16 or fp16",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    threads: int | None = key(None, "torch intra-op threads on CPU (null: torch's default)", ge=1)
+    log_every: int = key(10, "steps between log.csv rows", ge=1)
+    checkpoint_every: int = key(0, "steps between mid-epoch checkpoints (0: at epoch ends only)", ge=0)
+    keep_checkpoints: int = key(2, "newest checkpoints kept (0: all)", ge=0)
+    analysis_videos: int = key(16, "training videos whose affinity and clip predictions are saved", ge=0)
+    max_steps: int | None = key(None, "stop after this many steps, unfinished (tests of resume)", ge=0)
+    progress: bool = key(True, "show a progress bar")
 
 
 @dataclass
@@ -170,7 +249,7 @@ class Config:
 
     @property
     def uses_reasoning(self) -> bool:
-        return self.method.variant in ("siasamrea", "skr_average", "anchor_copies") and self.method.alpha > 0
+        return self.method.variant in REASONING_VARIANTS and self.method.alpha > 0
 
     @property
     def affinity(self) -> str:
@@ -292,7 +371,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"config file not found: {p}")
-        values = yaml.safe_load(p.read_text()) or {}
+        try:
+            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            where = f"{p}, line {mark.line + 1}" if mark is not None else str(p)
+            raise ConfigError(where, f"YAML syntax error: {e.problem or e.context}") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ConfigError(str(p), f"not a readable YAML file ({e})") from None
     if isinstance(overrides, dict):
         values = _merge(values, overrides)
     else:
@@ -314,26 +400,112 @@ def _choice(key: str, value, allowed) -> None:
         raise ConfigError(key, f"must be one of {list(allowed)}, got {value!r}")
 
 
-def validate(cfg: Config) -> None:
-    """Check what a type alone cannot: choices, ranges, clip counts, paths. Raises :class:`ConfigError`."""
-    from siasamrea.losses import GT_ON, STOP_GRADIENT, WEIGHT_OBJECTIVES
-    from siasamrea.sampling import MAX_FRAMES_PER_CLIP, OFFSET_MODES
+def _resolve_choices(choices: tuple | str | None) -> tuple | None:
+    if isinstance(choices, str):
+        module, name = choices.split(":")
+        return tuple(getattr(importlib.import_module(module), name))
+    return choices
 
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _bounds(meta: typing.Mapping) -> str | None:
+    """``">= 1"``, ``"> 0"``, ``"in [0, 1]"``, ``"in [0, 1)"``... of a key's metadata, or ``None``."""
+    ge, gt, le, lt = (meta.get(k) for k in ("ge", "gt", "le", "lt"))
+    low = f"[{_number(ge)}" if ge is not None else f"({_number(gt)}" if gt is not None else None
+    high = f"{_number(le)}]" if le is not None else f"{_number(lt)})" if lt is not None else None
+    if low and high:
+        return f"in {low}, {high}"
+    if low:
+        return f"{'>=' if ge is not None else '>'} {low[1:]}"
+    if high:
+        return f"{'<=' if le is not None else '<'} {high[:-1]}"
+    return None
+
+
+def _check_key(name: str, value: Any, meta: typing.Mapping) -> None:
+    """Finite numbers, the key's range and choices (from its :func:`key` metadata)."""
+    if value is None:
+        return
+    numbers = value if isinstance(value, list) else [value]
+    for v in numbers:
+        # NaN compares false with every bound, so a range check alone would let it through.
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(name, f"must be a finite number, got {v}")
+    choices = _resolve_choices(meta.get("choices"))
+    if choices is not None:
+        _choice(name, value, choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    ge, gt, le, lt = (meta.get(k) for k in ("ge", "gt", "le", "lt"))
+    if (
+        (ge is not None and value < ge)
+        or (gt is not None and value <= gt)
+        or (le is not None and value > le)
+        or (lt is not None and value >= lt)
+    ):
+        raise ConfigError(name, f"must be {_bounds(meta)}, got {value}")
+
+
+def iter_keys(cls=None, prefix: str = ""):
+    """``(dotted key, dataclass field, type)`` of every configuration key, in declaration order."""
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from iter_keys(hints[f.name], name)
+        else:
+            yield name, f, hints[f.name]
+
+
+def describe_keys() -> str:
+    """Every key with its type, default, allowed values and meaning: the text of ``train --help``."""
+    defaults = Config().to_dict()
+    lines = []
+    section = None
+    for name, f, tp in iter_keys():
+        head = name.split(".")[0]
+        if head != section:
+            section = head
+            doc = (typing.get_type_hints(Config)[head].__doc__ or "").strip().splitlines()[0]
+            lines.append(f"\n{head}:  {doc}")
+        default = defaults[head][f.name]
+        allowed = []
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            try:
+                allowed.append("one of " + ", ".join(map(str, _resolve_choices(choices))))
+            except ImportError:  # help must print even when an optional module does not import
+                allowed.append(f"one of {choices}")
+        if _bounds(f.metadata):
+            allowed.append(_bounds(f.metadata))
+        extra = f" ({'; '.join(allowed)})" if allowed else ""
+        lines.append(f"  {name}: {_type_name(tp)} = {json.dumps(default)}")
+        lines.append(f"      {f.metadata.get('help', '')}{extra}")
+    return "\n".join(lines)
+
+
+def validate(cfg: Config) -> None:
+    """Check what a type alone cannot: choices, ranges, clip counts, paths. Raises :class:`ConfigError`.
+
+    Ranges and choices come from each key's :func:`key` metadata (what ``--help`` prints); the checks that
+    involve several keys or the file system follow.
+    """
+    from siasamrea.sampling import MAX_FRAMES_PER_CLIP
+
+    values = cfg.to_dict()
+    for name, f, _ in iter_keys():
+        section, k = name.split(".")
+        _check_key(name, values[section][k], f.metadata)
     m = cfg.method
-    _choice("method.variant", m.variant, VARIANTS)
-    _choice("method.offsets", m.offsets, OFFSET_MODES)
-    _choice("method.gt_on", m.gt_on, GT_ON)
-    _choice("method.stop_gradient", m.stop_gradient, STOP_GRADIENT)
-    _choice("method.weight_objective", m.weight_objective, WEIGHT_OBJECTIVES)
     if m.variant != "baseline" and m.num_clips < 2:
         raise ConfigError(
             "method.num_clips",
             f"variant {m.variant!r} needs the anchor and >= 1 siamese clip, got {m.num_clips}",
         )
-    if m.reserve_clips < 1:
-        raise ConfigError("method.reserve_clips", f"must be >= 1, got {m.reserve_clips}")
-    if m.num_clips < 1 or m.num_clips > 64:
-        raise ConfigError("method.num_clips", f"must be in [1, 64], got {m.num_clips}")
     if isinstance(m.frames_per_clip, str):
         if m.frames_per_clip != "auto":
             raise ConfigError("method.frames_per_clip", f"an integer or 'auto', got {m.frames_per_clip!r}")
@@ -341,58 +513,18 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             "method.frames_per_clip", f"must be in [1, {MAX_FRAMES_PER_CLIP}], got {m.frames_per_clip}"
         )
-    if not 0.0 <= m.omega <= 1.0:
-        raise ConfigError("method.omega", f"must be in [0, 1], got {m.omega}")
-    for key in ("alpha",):
-        if getattr(m, key) < 0:
-            raise ConfigError(f"method.{key}", f"must be >= 0, got {getattr(m, key)}")
-    for key in ("temperature", "affinity_temperature"):
-        if getattr(m, key) <= 0:
-            raise ConfigError(f"method.{key}", f"must be > 0, got {getattr(m, key)}")
+    if m.variant in REASONING_VARIANTS and m.alpha <= 0:
+        # alpha = 0 would switch reasoning off while the run is still labelled with a reasoning variant.
+        raise ConfigError(
+            "method.alpha",
+            f"must be > 0 for variant {m.variant!r}, got {m.alpha} (no L_siamese: use variant 'baseline' "
+            "or 'all_clips')",
+        )
     o = cfg.optim
-    if o.lr <= 0:
-        raise ConfigError("optim.lr", f"must be > 0, got {o.lr}")
-    if o.epochs < 1:
-        raise ConfigError("optim.epochs", f"must be >= 1, got {o.epochs}")
-    if o.batch_size < 1:
-        raise ConfigError("optim.batch_size", f"must be >= 1, got {o.batch_size}")
-    if not 0 <= o.warmup_ratio < 1:
-        raise ConfigError("optim.warmup_ratio", f"must be in [0, 1), got {o.warmup_ratio}")
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
         raise ConfigError("optim.betas", f"needs two values in [0, 1), got {o.betas}")
-    if o.weight_decay < 0:
-        raise ConfigError("optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-    if o.grad_clip is not None and o.grad_clip < 0:  # a negative norm would flip the gradient's sign
-        raise ConfigError("optim.grad_clip", f"must be >= 0 (0 or null: no clipping), got {o.grad_clip}")
-    e = cfg.eval
-    if e.multi_clip is not None:
-        _choice("eval.multi_clip", e.multi_clip, AGGREGATIONS)
-    if e.num_clips < 1:
-        raise ConfigError("eval.num_clips", f"must be >= 1, got {e.num_clips}")
-    # Used as divisors and counts during training: caught here, not after an epoch of training.
-    for key, value, low in (
-        ("eval.every_epochs", e.every_epochs, 1),
-        ("eval.batch_size", e.batch_size, 1),
-        ("run.log_every", cfg.run.log_every, 1),
-        ("run.checkpoint_every", cfg.run.checkpoint_every, 0),
-        ("run.keep_checkpoints", cfg.run.keep_checkpoints, 0),
-        ("run.max_steps", cfg.run.max_steps, 0),
-        ("run.threads", cfg.run.threads, 1),
-        ("data.num_workers", cfg.data.num_workers, 0),
-        ("data.train_limit", cfg.data.train_limit, 1),
-        ("data.eval_limit", cfg.data.eval_limit, 1),
-    ):
-        if value is not None and value < low:
-            raise ConfigError(key, f"must be >= {low}, got {value}")
-    _choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
-    _choice("data.on_error", cfg.data.on_error, ("raise", "skip"))
-    _choice("data.resize", cfg.data.resize, ("pad", "stretch"))
-    _choice("model.visual_head", cfg.model.visual_head, ("linear", "clipbert"))
-    _choice("run.precision", cfg.run.precision, ("auto", "fp32", "bf16", "fp16"))
     if cfg.model.clipbert_checkpoint is not None and cfg.model.visual_head != "clipbert":
         raise ConfigError("model.clipbert_checkpoint", "needs model.visual_head: clipbert (its grid encoder)")
-    if cfg.model.vision_chunk_frames is not None and cfg.model.vision_chunk_frames < 1:
-        raise ConfigError("model.vision_chunk_frames", f"must be >= 1, got {cfg.model.vision_chunk_frames}")
     if (cfg.model.vision_chunk_frames or cfg.model.checkpoint_vision) and not cfg.freeze_bn:
         # Training-mode BatchNorm normalises by the statistics of what it sees: chunks would change the
         # result, and recomputation would update the running statistics twice.
@@ -401,27 +533,51 @@ def validate(cfg: Config) -> None:
             "chunking/checkpointing the ResNet needs frozen BatchNorm (model.freeze_bn: true, or a "
             "model.vision_checkpoint / model.clipbert_checkpoint)",
         )
-    from siasamrea.data.registry import DATASETS
+    from siasamrea.data.registry import DATASETS, reader_options
 
-    _choice("data.dataset", cfg.data.dataset, DATASETS)
     if cfg.data.tasks is not None:
         known = DATASETS[cfg.data.dataset].tasks
         if cfg.data.dataset != "tgif-qa" and cfg.data.tasks:
             raise ConfigError("data.tasks", f"{cfg.data.dataset} has a single task; leave data.tasks empty")
         for task in cfg.data.tasks:
             _choice("data.tasks", task, known)
-    if cfg.data.frame_size < 16:
-        raise ConfigError("data.frame_size", f"must be >= 16, got {cfg.data.frame_size}")
-    for key in ("vision_checkpoint", "text_checkpoint", "init_from", "clipbert_checkpoint"):
-        path = getattr(cfg.model, key)
+    known_options = reader_options(cfg.data.dataset)
+    for option in cfg.data.reader:
+        if option not in known_options:
+            raise ConfigError(
+                "data.reader",
+                f"unknown option {option!r} for the {cfg.data.dataset} reader "
+                f"(known: {', '.join(known_options)})",
+            )
+    for key_name in ("vision_checkpoint", "text_checkpoint", "init_from", "clipbert_checkpoint"):
+        path = getattr(cfg.model, key_name)
         if path is not None and not Path(path).exists():
-            raise ConfigError(f"model.{key}", f"no such file or directory: {path}")
+            raise ConfigError(f"model.{key_name}", f"no such file or directory: {path}")
     if cfg.data.filter_manifest is not None and not Path(cfg.data.filter_manifest).is_file():
         raise ConfigError("data.filter_manifest", f"no such file: {cfg.data.filter_manifest}")
     if not Path(cfg.data.root).is_dir():
         raise ConfigError("data.root", f"no such directory: {cfg.data.root}")
     if not Path(cfg.data.tokenizer).is_dir():
         raise ConfigError("data.tokenizer", f"no such tokenizer directory: {cfg.data.tokenizer}")
+    if cfg.data.cache is not None:
+        _check_cache(cfg.data.cache, cfg.data.frame_size)
+
+
+def _check_cache(cache: str, frame_size: int) -> None:
+    """The frame cache must exist and hold frames of ``data.frame_size``: it would override it silently."""
+    index = Path(cache) / "index.json"
+    if not index.is_file():
+        raise ConfigError("data.cache", f"not a frame cache (no {index})")
+    try:
+        cached = json.loads(index.read_text())["frame_size"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError("data.cache", f"{index} is unreadable ({e!r})") from None
+    if cached != frame_size:
+        raise ConfigError(
+            "data.frame_size",
+            f"is {frame_size} but data.cache {cache} holds {cached}x{cached} frames; set data.frame_size="
+            f"{cached} or rebuild the cache (python -m siasamrea.data cache --frame-size {frame_size})",
+        )
 
 
 #: Settings that change how a run executes, not what it computes: a run may resume with other values.

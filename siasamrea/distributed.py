@@ -68,6 +68,15 @@ def all_gather_objects(obj, info: DistInfo) -> list:
     return out
 
 
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` is true on any rank (every rank gets the same answer)."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def broadcast_object(obj, info: DistInfo):
     """Rank 0's ``obj`` on every rank."""
     if not info.distributed:

@@ -22,19 +22,28 @@ import csv
 import json
 import math
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.utils.data import DataLoader
 
 from siasamrea import checkpoint as ckpt
 from siasamrea.config import Config, dump_config, resume_identity
 from siasamrea.data.dataset import collate, item_seed
-from siasamrea.distributed import DistInfo, all_gather_objects, barrier, broadcast_object, wrap_ddp
+from siasamrea.distributed import (
+    DistInfo,
+    all_gather_objects,
+    any_rank,
+    barrier,
+    broadcast_object,
+    wrap_ddp,
+)
 from siasamrea.experiment import (
     build_datasets,
     build_model,
@@ -63,6 +72,16 @@ def resolve_precision(precision: str, device: torch.device, bf16: bool = True) -
     if device.type != "cuda" or not bf16:
         return "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+#: What a run writes besides its checkpoints: removed when it starts afresh (no intact checkpoint), so rows
+#: and results of an earlier attempt are neither appended to nor mistaken for this run's.
+RUN_OUTPUTS = ("log.csv", "epochs.csv", "metrics.json", "analysis.json", "objective.safetensors", "model",
+               "predictions")  # fmt: skip
+
+
+class DivergedError(RuntimeError):
+    """A non-finite loss or gradient: training stops and nothing is written as a finished model."""
 
 
 LOG_FIELDS = ["step", "epoch", "task", "lr", "loss", "loss_gt", "loss_siamese", "loss_weights", "seconds"]
@@ -114,6 +133,12 @@ def build_optimizer(module: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     # benchmark's tiny CPU model the optimiser step drops from 2.66 ms to 0.76 ms (python -m siasamrea.bench).
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in decay + no_decay)
     return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), fused=fused)
+
+
+def _grad_norm(module: nn.Module) -> torch.Tensor:
+    """The gradients' global L2 norm, as clip_grad_norm_ gives it (torch < 2.6 has no get_total_norm)."""
+    norms = [torch.linalg.vector_norm(p.grad.detach()) for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 def _to(batch: dict, device: torch.device) -> dict:
@@ -273,9 +298,17 @@ class Trainer:
                 out = self.ddp(batch, task)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out["loss"]).backward()
+            # unscale first, so that clipping and the finiteness check see the true gradient (a no-op without
+            # fp16's GradScaler)
+            self.scaler.unscale_(self.optimizer)
             if cfg.optim.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
+                norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), cfg.optim.grad_clip)
+            else:
+                norm = _grad_norm(self.module)
+            # fp16: an overflowing gradient is the GradScaler's business (it skips the step and lowers the
+            # scale); a non-finite loss is still divergence
+            fp16_overflow_ok = torch.zeros(()) if self.scaler.is_enabled() else norm
+            self._check_finite(out["loss"].detach(), fp16_overflow_ok, task)
             self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
             self.scaler.update()
             self.scheduler.step()
@@ -296,6 +329,23 @@ class Trainer:
         if bar is not None:
             bar.close()
         return False
+
+    def _check_finite(self, loss: torch.Tensor, grad_norm: torch.Tensor, task: str) -> None:
+        """Stop before the optimiser step if this step's loss or gradient is not finite on any rank.
+
+        A diverged run must not look valid: the weights would turn to NaN and the run would still write a
+        model and report an accuracy. Every rank takes part (the loss is per rank), so all stop together.
+        """
+        ok = bool(torch.isfinite(loss).all()) and bool(torch.isfinite(grad_norm).all())
+        if not any_rank(not ok, self.info):
+            return
+        raise DivergedError(
+            f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}, task {task}): "
+            f"loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g} on rank {self.info.rank}; "
+            f"stopped before the update, no model written to {self.out / 'model'}. "
+            f"Lower optim.lr (now {self.cfg.optim.lr:g}) or set optim.grad_clip; the last checkpoint in "
+            f"{self.out / 'checkpoints'} (if any) holds finite weights"
+        )
 
     def _log_step(self, task: str, out: dict, seconds: float) -> None:
         path = self.out / "log.csv"
@@ -388,18 +438,27 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def _save(self) -> None:
+        # Every rank's RNG state: each draws its own dropout masks (a collective: all ranks call it).
+        rng = ckpt.merge_rng_states(all_gather_objects(ckpt.rng_state(), self.info))
         if self.info.is_main:
             meta = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history.rows,
                     "world_size": self.info.world_size, "config": resume_identity(self.cfg)}  # fmt: skip
             ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.module.state_dict(),
                                  self.optimizer,
-                                 self.scheduler, meta, keep=self.cfg.run.keep_checkpoints)  # fmt: skip
+                                 self.scheduler, meta, keep=self.cfg.run.keep_checkpoints,
+                                 rng=rng)  # fmt: skip
         barrier(self.info)
 
     def _resume(self) -> None:
-        path = ckpt.latest_checkpoint(self.out / "checkpoints") if self.info.is_main else None
+        path = None
+        if self.info.is_main:
+            for tmp in ckpt.remove_stale_temporaries(self.out / "checkpoints"):
+                print(f"removed {tmp}: the temporary directory of a save that was killed", flush=True)
+            path = ckpt.latest_checkpoint(self.out / "checkpoints")
         path = broadcast_object(None if path is None else str(path), self.info)
         if path is None:
+            if self.info.is_main:
+                self._remove_stale_outputs()
             return
         weights, state, meta = ckpt.load_checkpoint(path)
         saved, current = meta.get("config", {}), json.loads(json.dumps(resume_identity(self.cfg)))
@@ -417,14 +476,28 @@ class Trainer:
         self.module.load_state_dict(weights)
         ckpt.restore_optimizer(self.optimizer, state, meta)
         self.scheduler.load_state_dict(meta["scheduler"])
-        ckpt.set_rng_state(state)
+        ckpt.set_rng_state(state, self.info.rank)
         self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
         self.history.rows = meta["history"]
         if self.info.is_main:
             self._truncate_log(self.step)
             if self.history.rows:
                 self._write_epochs()
+            else:  # rows of an evaluation after this checkpoint, by a run killed before its next one
+                (self.out / "epochs.csv").unlink(missing_ok=True)
             print(f"resumed from {path} (epoch {self.epoch}, step {self.step})", flush=True)
+
+    def _remove_stale_outputs(self) -> None:
+        """A fresh start (no intact checkpoint) in a directory an earlier attempt wrote to: start clean."""
+        stale = [self.out / name for name in RUN_OUTPUTS if (self.out / name).exists()]
+        for p in stale:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        if stale:
+            print(f"{self.out}: no intact checkpoint, starting afresh; removed the earlier attempt's "
+                  f"{', '.join(p.name for p in stale)}", flush=True)  # fmt: skip
 
     def _truncate_log(self, step: int) -> None:
         path = self.out / "log.csv"
@@ -470,13 +543,20 @@ class Trainer:
         result = {**self.summary(), "steps": self.step, "epochs": self.epoch,
                   "train_seconds": round(seconds, 1),
                   "variant": self.cfg.method.variant, "num_clips": self.cfg.train_clips}  # fmt: skip
-        _write_json(self.out / "metrics.json", result)
-        self.model.save_pretrained(self.out / "model")
-        from safetensors.torch import save_file
-
+        weights = self.module.state_dict().items()
+        bad = [k for k, v in weights if v.is_floating_point() and not v.isfinite().all()]
+        if bad:
+            raise DivergedError(f"non-finite weights after training ({', '.join(bad[:5])}): "
+                                f"no model written to {self.out / 'model'}")  # fmt: skip
+        try:
+            self.model.save_pretrained(self.out / "model")
+        except (OSError, SafetensorError) as e:
+            raise OSError(f"cannot write the model to {self.out / 'model'}: {e}") from e
         obj = {k: v.contiguous() for k, v in self.objective.state_dict().items()}
         if obj:
-            save_file(obj, str(self.out / "objective.safetensors"))
+            ckpt.save_tensors(obj, self.out / "objective.safetensors")
+        # Last: a metrics.json means the run finished and its model is complete.
+        _write_json(self.out / "metrics.json", result)
         return result
 
     @torch.no_grad()

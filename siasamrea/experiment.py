@@ -21,7 +21,7 @@ from siasamrea.data.dataset import ClipSpec, VideoQADataset
 from siasamrea.data.filtering import read_manifest
 from siasamrea.data.frames import CachedFrames, DecodedFrames
 from siasamrea.data.records import QARecord, ReadResult, TaskKind
-from siasamrea.data.registry import get_dataset, read_split
+from siasamrea.data.registry import empty_split_message, get_dataset, read_split
 from siasamrea.data.tokenization import load_tokenizer
 from siasamrea.data.vocab import AnswerVocab
 from siasamrea.losses import SiaSamReaLoss
@@ -66,8 +66,9 @@ def load_tasks(cfg: Config) -> list[TaskData]:
         train = _read(cfg, cfg.data.train_split, name)
         records = train.records[: cfg.data.train_limit] if cfg.data.train_limit else train.records
         if not records:
+            why = empty_split_message(cfg.data.dataset, cfg.data.root, cfg.data.train_split, train, name)
             raise ValueError(
-                f"data: no training questions for task {name or cfg.data.dataset} in {cfg.data.root}"
+                f"data.train_split: no training questions for task {name or cfg.data.dataset}: {why}"
             )
         kind = records[0].kind.value
         vocab = (
@@ -78,6 +79,9 @@ def load_tasks(cfg: Config) -> list[TaskData]:
         evals, skipped = {}, {cfg.data.train_split: len(train.skipped)}
         for split in cfg.data.eval_splits:
             res = _read(cfg, split, name)
+            if not res.records:  # it would fail later, far from the cause (an IndexError in the tokenizer)
+                why = empty_split_message(cfg.data.dataset, cfg.data.root, split, res, name)
+                raise ValueError(f"data.eval_splits: {why}")
             evals[split] = res.records[: cfg.data.eval_limit] if cfg.data.eval_limit else res.records
             skipped[split] = len(res.skipped)
         count_range = None

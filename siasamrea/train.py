@@ -11,12 +11,19 @@ import argparse
 import json
 import sys
 
-from siasamrea.config import ConfigError, load_config
+from siasamrea.config import ConfigError, describe_keys, load_config
 from siasamrea.distributed import cleanup, setup
+
+#: Exit codes: 2 a bad configuration (nothing ran), 3 training diverged (no model written).
+EXIT_CONFIG, EXIT_DIVERGED = 2, 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m siasamrea.train", description=__doc__,
+    epilog = (
+        "configuration keys (--set KEY=VALUE or the same nesting in --config YAML; "
+        "KEY: type = default, then its meaning and allowed values):\n" + describe_keys()
+    )
+    p = argparse.ArgumentParser(prog="python -m siasamrea.train", description=__doc__, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--config", help="YAML config file (defaults are used for what it leaves out)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -42,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
     except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
-        return 2
-    result = train(cfg)
+        return EXIT_CONFIG
+    from siasamrea.engine import DivergedError
+
+    try:
+        result = train(cfg)
+    except DivergedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_DIVERGED
     if result:
         print(json.dumps({k: result[k] for k in ("best", "last")}, indent=1))
     return 0

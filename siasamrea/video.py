@@ -148,9 +148,18 @@ def _open_reader(path: str | os.PathLike, size: tuple[int, int] | None = None, n
     return vr
 
 
+#: The largest frame side a resize may ask for: beyond it decord's failure would read "corrupt or truncated".
+MAX_FRAME_SIDE = 8192
+
+
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
     if len(size) != 2 or any(int(s) != s or s <= 0 for s in size):
         raise ValueError(f"size must be (H, W) with positive integers, got {size!r}")
+    if max(size) > MAX_FRAME_SIDE:
+        raise ValueError(
+            f"resize to {size[0]}x{size[1]} is absurd (at most {MAX_FRAME_SIDE} pixels a side); "
+            "check the frame size asked for"
+        )
     return int(size[0]), int(size[1])
 
 

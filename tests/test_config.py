@@ -1,7 +1,9 @@
 """The run configuration: bad values fail before anything trains, naming the key; YAML + ``--set`` layering;
 the resolved ``config.yaml`` of a run loads back to the same configuration."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 import yaml
 from conftest import synthetic_overrides
 
-from siasamrea.config import Config, ConfigError, config_from_dict, dump_config, load_config
+from siasamrea.config import Config, ConfigError, config_from_dict, dump_config, iter_keys, load_config
 from siasamrea.train import main
 
 
@@ -226,3 +228,60 @@ def test_resolved_config_of_a_run_loads_back(synthetic_root, tmp_path):
     assert back == cfg
     assert back.optim.lr == 3e-4 and back.model.text == {"hidden_dropout_prob": 0.05}
     assert back.data.reader == {"ext": "mp4"} and back.method.num_clips == 3
+
+
+def test_help_lists_every_key_with_type_default_and_meaning(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    defaults = Config().to_dict()
+    keys = list(iter_keys())
+    assert len(keys) == sum(len(v) for v in defaults.values())  # every key of every section
+    for name, f, _ in keys:
+        section, key = name.split(".")
+        m = re.search(rf"^  {re.escape(name)}: (\S.*) = (.+)\n      (\S.*)$", text, flags=re.MULTILINE)
+        assert m, f"{name} is not in --help"
+        assert json.loads(m[2]) == defaults[section][key], name
+        assert f.metadata["help"] and m[3].startswith(f.metadata["help"]), name
+    assert re.search(r"^  method\.omega: float = 0\.5\n      .*\(in \[0, 1\]\)$", text, flags=re.MULTILINE)
+    assert re.search(r"^  optim\.lr: float = 0\.0005\n      .*\(> 0\)$", text, flags=re.MULTILINE)
+
+
+def _outside(meta: dict, integer: bool):
+    """A value just outside a key's declared range."""
+    for bound, step in (("ge", -1), ("gt", 0), ("le", 1), ("lt", 0)):
+        if meta.get(bound) is not None:
+            value = meta[bound] + step
+            return int(value) if integer else float(value)
+    return None
+
+
+def test_the_ranges_help_prints_are_the_ones_validation_enforces(paths):
+    checked = 0
+    for name, f, tp in iter_keys():
+        if all(f.metadata.get(b) is None for b in ("ge", "gt", "le", "lt")):
+            continue
+        value = _outside(f.metadata, integer="float" not in str(tp))
+        with pytest.raises(ConfigError, match=rf"^{re.escape(name)}: must be"):
+            load_config(None, [*paths, f"{name}={value}"])
+        checked += 1
+    assert checked >= 25
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "optim.lr",
+        "optim.weight_decay",
+        "optim.grad_clip",
+        "method.alpha",
+        "method.omega",
+        "method.temperature",
+        "method.affinity_temperature",
+    ],
+)
+def test_non_finite_numbers_are_refused(paths, key, value):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: must be a finite number"):
+        load_config(None, [*paths, f"{key}={value}"])

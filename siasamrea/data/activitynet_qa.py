@@ -66,12 +66,15 @@ def read_activitynet_qa(
         if not path.is_file():
             raise FileNotFoundError(f"ActivityNet-QA {split} annotation file not found: {path}")
     result = ReadResult()
-    answers = _index_answers(a_path, result, on_error)
-    questions = _index_questions(q_path, result, on_error)
+    # Ids of bad items: the item they pair with is lost with them, and counted once, as their bad row.
+    bad_answers: set[str] = set()
+    bad_questions: set[str] = set()
+    answers = _index_answers(a_path, result, on_error, bad_answers)
+    questions = _index_questions(q_path, result, on_error, bad_questions)
 
     # Answers nobody asked for: reported against the answers file, in file order.
     for qid, (index, _) in answers.items():
-        if qid not in questions:
+        if qid not in questions and qid not in bad_questions:
             reason = f"unmatched question id: {qid!r} not in {q_path.name}"
             handle_bad_row(result, on_error, a_path, index, reason)
 
@@ -79,6 +82,8 @@ def read_activitynet_qa(
     by_stem = _index_videos(Path(root) / video_dir) if ext == "auto" else None
     for qid, (index, item) in questions.items():
         if qid not in answers:
+            if qid in bad_answers:  # already counted once, as the bad answer it lost
+                continue
             reason = f"unmatched question id: {qid!r} not in {a_path.name}"
             handle_bad_row(result, on_error, q_path, index, reason)
             continue
@@ -121,12 +126,16 @@ def _index_videos(folder: Path) -> dict[str, list[Path]]:
     return out
 
 
-def _index_questions(path: Path, result: ReadResult, on_error: str) -> dict[str, tuple[int, dict]]:
-    return _index(path, result, on_error, ("video_name", "question", "question_id"), _check_question)
+def _index_questions(
+    path: Path, result: ReadResult, on_error: str, bad_ids: set[str] | None = None
+) -> dict[str, tuple[int, dict]]:
+    return _index(path, result, on_error, ("video_name", "question", "question_id"), _check_question, bad_ids)
 
 
-def _index_answers(path: Path, result: ReadResult, on_error: str) -> dict[str, tuple[int, dict]]:
-    return _index(path, result, on_error, ("answer", "type", "question_id"), _check_answer)
+def _index_answers(
+    path: Path, result: ReadResult, on_error: str, bad_ids: set[str] | None = None
+) -> dict[str, tuple[int, dict]]:
+    return _index(path, result, on_error, ("answer", "type", "question_id"), _check_answer, bad_ids)
 
 
 def _index(
@@ -135,8 +144,10 @@ def _index(
     on_error: str,
     keys: tuple[str, ...],
     check: Callable[[dict], str | None],
+    bad_ids: set[str] | None = None,
 ) -> dict[str, tuple[int, dict]]:
-    """question_id -> (item index, item) for the valid items of one file; bad ones to ``handle_bad_row``."""
+    """question_id -> (item index, item) for the valid items of one file; bad ones to ``handle_bad_row``
+    (and their question ids, where readable, to ``bad_ids``)."""
     out: dict[str, tuple[int, dict]] = {}
     for index, item in enumerate(load_json_array(path)):
         reason = _check_keys(item, keys) or check(item)
@@ -145,6 +156,8 @@ def _index(
             reason = f"duplicate question id: {item['question_id']!r} (also item {first})"
         if reason is not None:
             handle_bad_row(result, on_error, path, index, reason)
+            if bad_ids is not None and isinstance(item, dict) and isinstance(item.get("question_id"), str):
+                bad_ids.add(item["question_id"])
             continue
         out[item["question_id"]] = (index, item)
     return out

@@ -23,19 +23,28 @@ from pathlib import Path
 import yaml
 
 
+class EmptySplitError(ValueError):
+    """A split with no questions (its JSON summary is printed first)."""
+
+
 def _options(items: list[str]) -> dict:
     out = {}
     for item in items:
         if "=" not in item:
             raise SystemExit(f"--option must look like key=value, got {item!r}")
         k, v = item.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise SystemExit(f"--option {k}: cannot parse {v!r} as a YAML value ({e})") from None
     return out
 
 
 def cmd_synth(args) -> dict:
     from siasamrea.synthetic.benchmark import SynthConfig, generate, scaled
 
+    if not args.scale > 0:  # also NaN; 0 or less would still write one video of each kind
+        raise ValueError(f"synth: --scale must be > 0, got {args.scale}")
     cfg = scaled(SynthConfig(seed=args.seed, tgif_format=args.tgif_format, workers=args.workers), args.scale)
     return generate(cfg, args.out, progress=not args.quiet)
 
@@ -51,6 +60,8 @@ def cmd_convert(args) -> dict:
 def cmd_filter(args) -> dict:
     from siasamrea.data.filtering import filter_videos, write_manifest
 
+    if not Path(args.videos).is_dir():
+        raise FileNotFoundError(f"filter: video folder not found: {args.videos}")
     videos = sorted(Path(args.videos).glob(f"*.{args.ext}"))
     if not videos:
         raise SystemExit(f"filter: no *.{args.ext} files in {args.videos}")
@@ -79,7 +90,13 @@ def cmd_cache(args) -> dict:
 
 
 def cmd_stats(args) -> dict:
-    from siasamrea.data.registry import available_splits, get_dataset, read_split, summarize
+    from siasamrea.data.registry import (
+        available_splits,
+        empty_split_message,
+        get_dataset,
+        read_split,
+        summarize,
+    )
     from siasamrea.data.vocab import AnswerVocab
 
     options = _options(args.option)
@@ -93,8 +110,14 @@ def cmd_stats(args) -> dict:
     vocab = None
     if "train" in results:
         vocab = AnswerVocab.build(results["train"].records, size=args.vocab_size)
-    return {"dataset": args.dataset, "root": str(args.root),
-            "splits": {s: summarize(r, vocab) for s, r in results.items()}}  # fmt: skip
+    out = {"dataset": args.dataset, "root": str(args.root),
+           "splits": {s: summarize(r, vocab) for s, r in results.items()}}  # fmt: skip
+    empty = [empty_split_message(args.dataset, args.root, s, r) for s, r in results.items() if not r.records]
+    if empty:  # a summary of 0 questions exiting 0 looks like success
+        out["errors"] = empty
+        print(json.dumps(out, indent=1, default=str))
+        raise EmptySplitError("; ".join(empty))
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

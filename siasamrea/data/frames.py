@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from siasamrea.checkpoint import remove_stale_temporaries
 from siasamrea.video import VideoError, count_frames, read_frames, read_frames_fit, video_fps, video_size
 
 RESIZE_MODES = ("pad", "stretch")
@@ -154,6 +156,8 @@ def build_frame_cache(
 
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     final = Path(cache_dir)
+    # Leftovers of builds that were killed: nothing else would ever remove them.
+    remove_stale_temporaries(final.parent, re.escape(final.name))
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -49,13 +49,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row
+from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row, read_utf8
 
 DATASET = "how2qa"
 SPLITS = ("train", "val", "test")
@@ -197,21 +198,59 @@ class _Context:
         )
 
 
+class _Lines:
+    """The file's lines for :mod:`csv`, with the position it has read up to (so parsing can restart)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines, self.pos = lines, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1]
+
+
 def _read_csv(ctx: _Context, on_error: str) -> ReadResult:
     result = ReadResult()
-    with ctx.path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        line = 0
-        for fields in reader:
-            # A quoted field may span lines: report the line where the row starts.
-            row, line = line + 1, reader.line_num
-            if not fields:
-                continue
-            record, reason = _parse_csv_row(ctx, fields, row)
-            if reason is not None:
-                handle_bad_row(result, on_error, ctx.path, row, reason)
+    # newline="": split at \n, \r\n and \r only, as csv does (str.splitlines would also split at \u2028...)
+    lines = _Lines(io.StringIO(read_utf8(ctx.path), newline="").readlines())
+    seen: dict[tuple[str, ...], int] = {}
+    while lines.pos < len(lines.lines):
+        # A fresh reader per row: after a runaway row, parsing restarts at the line after its first.
+        row = lines.pos + 1  # 1-based line where the row starts
+        try:
+            fields = next(csv.reader(lines))
+        except csv.Error as exc:
+            fields, error = None, str(exc)
+        else:
+            error = None
+        spanned = lines.pos - row + 1
+        if spanned > 1 or error is not None:
+            # No How2QA row spans lines (none of the 5,789 released ones does): a row that does has an
+            # unbalanced quote, and it swallowed the rows after it. Report it alone and parse those rows.
+            reason = f"row ran over {spanned} lines (line {row} to {lines.pos}; an unbalanced quote?)"
+            if error is not None:
+                reason += f": {error}"
+            handle_bad_row(result, on_error, ctx.path, row, reason)
+            lines.pos = row
+            continue
+        if not fields:
+            continue
+        record, reason = _parse_csv_row(ctx, fields, row)
+        if record is not None:
+            content = tuple(f.strip() for f in fields)
+            if content in seen:
+                record, reason = None, f"duplicate row: the same as line {seen[content]}"
             else:
-                result.records.append(record)
+                seen[content] = row
+        if reason is not None:
+            handle_bad_row(result, on_error, ctx.path, row, reason)
+        else:
+            result.records.append(record)
     return result
 
 

@@ -110,3 +110,19 @@ def handle_bad_row(
     if on_error != "skip":
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     result.skipped.append(Skipped(str(file), row, reason))
+
+
+def read_utf8(path: str | Path) -> str:
+    """The text of a UTF-8 file (a BOM is dropped); anything else is an :class:`AnnotationError` naming the
+    line and byte, instead of a ``UnicodeDecodeError`` that names no file."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise AnnotationError(
+            path,
+            line,
+            f"not UTF-8 text: byte 0x{byte} at offset {exc.start} ({exc.reason}); re-save as UTF-8",
+        ) from None

@@ -8,6 +8,7 @@ dataset name.
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,6 +51,16 @@ def get_dataset(name: str) -> DatasetSpec:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
 
 
+#: Reader arguments that are not options: the caller passes them itself.
+_NOT_OPTIONS = ("root", "split", "task", "on_error")
+
+
+def reader_options(name: str) -> tuple[str, ...]:
+    """The keyword options of dataset ``name``'s reader (what ``data.reader`` / ``stats --option`` accept)."""
+    params = inspect.signature(get_dataset(name).reader).parameters
+    return tuple(p for p in params if p not in _NOT_OPTIONS)
+
+
 def read_split(
     name: str,
     root: str | Path,
@@ -66,6 +77,11 @@ def read_split(
     ``on_error="raise"``.
     """
     spec = get_dataset(name)
+    unknown = [k for k in options if k not in reader_options(name)]
+    if unknown:
+        raise ValueError(
+            f"{name} reader has no option {unknown[0]!r}; known options: {', '.join(reader_options(name))}"
+        )
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{name} annotation folder not found: {root}")
     if spec.name == "tgif-qa":
@@ -73,6 +89,28 @@ def read_split(
     if task is not None and task != spec.name:
         raise ValueError(f"{name} has no task {task!r}; it has a single task, {spec.name!r}")
     return spec.reader(root, split, on_error=on_error, **options)
+
+
+def split_files(name: str, root: str | Path, split: str, task: str | None = None) -> list[Path]:
+    """The annotation files ``split`` of dataset ``name`` is read from (for messages about them)."""
+    spec = get_dataset(name)
+    if spec.name == "tgif-qa":
+        return [tgif_qa.annotation_file(root, split, t) for t in ([task] if task else spec.tasks)]
+    if spec.name == "how2qa":
+        path = how2qa.annotation_file(root, split)
+        return [path] if path is not None else []
+    if spec.name == "activitynet-qa":
+        return list(activitynet_qa.annotation_files(root, split))
+    return [msvd_qa.annotation_file(root, split)]
+
+
+def empty_split_message(name: str, root: str | Path, split: str, result: ReadResult, task=None) -> str:
+    """Why ``split`` has no questions, naming its files (an empty file, or every row skipped)."""
+    files = ", ".join(str(p) for p in split_files(name, root, split, task)) or str(root)
+    what = f"{name} {split} split" + (f" (task {task})" if task and task != name else "")
+    if result.skipped:
+        return f"{what} has no questions: every row of {files} was skipped ({len(result.skipped)} rows)"
+    return f"{what} has no questions: {files} holds none"
 
 
 def available_splits(name: str, root: str | Path) -> list[str]:

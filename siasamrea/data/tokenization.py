@@ -55,7 +55,9 @@ def build_from_vocab_file(vocab_file: str | Path, directory: str | Path):
     path = Path(vocab_file)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary file not found: {path}")
-    words = [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip()]
+    from siasamrea.data.records import read_utf8
+
+    words = [w.strip() for w in read_utf8(path).splitlines() if w.strip()]
     # The tokenizer splits punctuation off words, so the vocabulary must hold the pieces too.
     from tokenizers import pre_tokenizers
 
@@ -70,4 +72,13 @@ def load_tokenizer(path: str | Path):
     p = Path(path)
     if not p.is_dir():
         raise FileNotFoundError(f"tokenizer directory not found: {p}")
-    return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except (UnicodeDecodeError, ValueError, OSError) as e:
+        # transformers' errors name no file: a vocabulary that is not UTF-8 is reported with its line.
+        from siasamrea.data.records import read_utf8
+
+        for f in sorted(p.iterdir()):
+            if f.suffix in (".txt", ".json") and f.is_file():
+                read_utf8(f)
+        raise ValueError(f"{p}: cannot load a tokenizer from this directory ({e})") from e

@@ -119,27 +119,30 @@ def test_duplicated_ids_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("questions", "answers", "where"),
+    ("questions", "answers", "where", "skips"),
     [
-        ([q(0), q(1, question=" ")], [a(0), a(1)], r"val_q\.json, row 1: empty question"),
+        ([q(0), q(1, question=" ")], [a(0), a(1)], r"val_q\.json, row 1: empty question", 1),
         (
             [q(0), {"video_name": "abc", "question": "x"}],
             [a(0)],
             r"val_q\.json, row 1: missing keys: question_id",
+            1,
         ),
-        ([q(0), q(1)], [a(0), a(1, type=9)], r"val_a\.json, row 1: bad question type"),
-        ([q(0), q(1)], [a(0), a(1, type="3")], r"val_a\.json, row 1: bad question type"),
-        ([q(0), q(1)], [a(0), a(1, answer=7)], r"val_a\.json, row 1: bad answer"),
-        ([q(0), q(1)], [a(0), "v_abc_1"], r"val_a\.json, row 1: not an object"),
+        # A bad answer loses one question: one skip, not a second for the question left without an answer.
+        ([q(0), q(1)], [a(0), a(1, type=9)], r"val_a\.json, row 1: bad question type", 1),
+        ([q(0), q(1)], [a(0), a(1, type="3")], r"val_a\.json, row 1: bad question type", 1),
+        ([q(0), q(1)], [a(0), a(1, answer=7)], r"val_a\.json, row 1: bad answer", 1),
+        # An answer with no readable question id cannot be matched: the question is reported on its own.
+        ([q(0), q(1)], [a(0), "v_abc_1"], r"val_a\.json, row 1: not an object", 2),
     ],
 )
-def test_malformed_items(tmp_path, questions, answers, where):
+def test_malformed_items(tmp_path, questions, answers, where, skips):
     write(tmp_path, "val", questions, answers)
     with pytest.raises(AnnotationError, match=where):
         read_activitynet_qa(tmp_path, "val")
     result = read_activitynet_qa(tmp_path, "val", on_error="skip")
     assert [r.qid for r in result.records] == ["v_abc_0"]
-    assert len(result.skipped) >= 1 and result.skipped[0].row == 1
+    assert len(result.skipped) == skips and result.skipped[0].row == 1
 
 
 def test_missing_files_and_bad_json(activitynet_root, tmp_path):

@@ -205,6 +205,7 @@ def test_malformed_jsonl_lines(jsonl_root, line, reason):
 
 
 GOOD_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many knife is there?,1"
+OTHER_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many forks are there?,1"  # a repeated row is a bad row
 
 
 @pytest.mark.parametrize(
@@ -218,17 +219,58 @@ GOOD_ROW = "NOuQuofjk44,[7.2:18.0],10,12,16,how many knife is there?,1"
         ("NOuQuofjk44,[7.2:18.0],10,,16,how many?,1", "empty candidate"),
         ("NOuQuofjk44,[607.2:618.0],10,12,16,how many knife is there?,1", "unmapped segment"),
         ("zzzzzzzzzzz,[7.2:18.0],10,12,16,how many knife is there?,1", "unmapped segment"),
+        (GOOD_ROW, "duplicate row: the same as line 1"),
     ],
 )
 def test_malformed_csv_rows(jsonl_root, row, reason):
     path = jsonl_root / FILES["val"]
-    path.write_bytes(f"{GOOD_ROW}\r\n{row}\r\n{GOOD_ROW}\r\n".encode())
+    path.write_bytes(f"{GOOD_ROW}\r\n{row}\r\n{OTHER_ROW}\r\n".encode())
     with pytest.raises(AnnotationError, match=rf"how2QA_val_release\.csv, row 2: {reason}"):
         read_how2qa(jsonl_root, "val")
     result = read_how2qa(jsonl_root, "val", on_error="skip")
     assert [r.source for r in result.records] == [f"{FILES['val']}:1", f"{FILES['val']}:3"]
     assert [(s.file, s.row) for s in result.skipped] == [(str(path), 2)]
     assert result.skipped[0].reason.startswith(reason)
+
+
+def _rows(n: int) -> list[str]:
+    return [f"NOuQuofjk44,[7.2:18.0],10,12,16,how many knives in scene {i}?,1" for i in range(1, n + 1)]
+
+
+def test_a_runaway_row_loses_no_valid_row(jsonl_root):
+    """An unbalanced quote on row 6 makes csv swallow lines 6..39 into one row (until the next quote)."""
+    rows = _rows(40)
+    rows[5] = 'NOuQuofjk44,[7.2:18.0],"10,12,16,how many knives in scene 6?,1'  # never closed
+    rows[38] = 'NOuQuofjk44,[7.2:18.0],10,12,16,"how many knives in scene 39?",1'  # the next quote
+    path = jsonl_root / FILES["val"]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(AnnotationError, match=r"how2QA_val_release\.csv, row 6: row ran over 34 lines"):
+        read_how2qa(jsonl_root, "val")
+    result = read_how2qa(jsonl_root, "val", on_error="skip")
+    assert [(s.row, s.reason.split(" (")[0]) for s in result.skipped] == [(6, "row ran over 34 lines")]
+    # every other line is a valid question and is read: 39 records + 1 skip = 40 lines
+    assert [int(r.source.split(":")[1]) for r in result.records] == [i for i in range(1, 41) if i != 6]
+    assert result.records[-2].question == "how many knives in scene 39?"
+
+
+def test_a_quote_left_open_to_the_end_of_the_file(jsonl_root):
+    rows = _rows(5)
+    rows[2] = 'NOuQuofjk44,[7.2:18.0],"10,12,16,q,1'
+    (jsonl_root / FILES["val"]).write_text("\n".join(rows) + "\n")
+    result = read_how2qa(jsonl_root, "val", on_error="skip")
+    assert [s.row for s in result.skipped] == [3] and "ran over 3 lines" in result.skipped[0].reason
+    assert [int(r.source.split(":")[1]) for r in result.records] == [1, 2, 4, 5]
+
+
+def test_non_utf8_csv_names_file_and_row(jsonl_root):
+    rows = _rows(4)
+    data = ("\n".join(rows) + "\n").encode().replace(b"scene 3", b"sc\xe8ne 3")  # Latin-1
+    (jsonl_root / FILES["val"]).write_bytes(data)
+    for on_error in ("raise", "skip"):  # a file-level fault: not a row to skip
+        with pytest.raises(
+            AnnotationError, match=r"how2QA_val_release\.csv, row 3: not UTF-8 text: byte 0xe8"
+        ):
+            read_how2qa(jsonl_root, "val", on_error=on_error)
 
 
 def test_quoted_commas_and_missing_files(jsonl_root):
