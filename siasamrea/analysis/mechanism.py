@@ -1,4 +1,4 @@
-"""Where the gain comes from (DESIGN.md §2): evidence containment, accuracy by evidence, gap by budget.
+"""Where the gain comes from (docs/method.md): evidence containment, accuracy by evidence, gap by budget.
 
 Three questions, on the synthetic benchmark's ground truth (:mod:`siasamrea.analysis.evidence`):
 
@@ -526,7 +526,7 @@ def containment_markdown(rep: Report) -> str:
                 f"| {r['dataset']} | {r['clips']} | {r[what]} | {_pct(r['union_core'])} | "
                 f"{_pct(r['union_any'])} |{extra}"
             )
-    lines += ["", "Calibration quoted in DESIGN.md §2 (toy version, 9 clips): anchor 26%, union 70%."]
+    lines += ["", "Calibration quoted in docs/method.md (toy version, 9 clips): anchor 26%, union 70%."]
     return "\n".join(lines) + "\n"
 
 

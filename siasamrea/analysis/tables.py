@@ -365,7 +365,7 @@ def anchor_copies(params: dict, results: Results) -> Table:
 
 
 def clip_budget(params: dict, results: Results) -> Table:
-    """DESIGN.md §2: the same clips without the reasoning separates "more clips" from "reasoning"."""
+    """docs/method.md: the same clips without the reasoning separates "more clips" from "reasoning"."""
     datasets = _ablation_datasets(params)
     rows = [
         ("baseline (anchor only, L_gt)", "finetune", "baseline", paper.TABLE1["baseline"]),
@@ -383,7 +383,7 @@ def clip_budget(params: dict, results: Results) -> Table:
         ("SiaSamRea − all clips", ("finetune", "siasamrea"), ("ablations", "all_clips")),
     ]
     notes = [
-        "Control the paper lacks (DESIGN.md §2): the same N siamese clips per video, every clip supervised "
+        "Control the paper lacks (docs/method.md): the same N siamese clips per video, every clip supervised "
         "by L_gt, no L_siamese. The paper has no number for it."
     ]
     return Table(
@@ -429,13 +429,13 @@ def open_points(params: dict, results: Results) -> Table:
             entries.append(_entry(params, results, label, "ablations", v, ds))
     pairs = [(f"{v} − default", ("ablations", v), ("finetune", "siasamrea")) for v in OPEN_POINT_VARIANTS]
     notes = [
-        "Open points the paper leaves unsettled (DESIGN.md §2): detaching the soft-label target, what "
+        "Open points the paper leaves unsettled (docs/method.md): detaching the soft-label target, what "
         "trains W1/W2 then (weight_objective=gt: cross-entropy of Q against the ground truth), and L_gt "
         "on every clip. The paper reports only its own reading (the default row)."
     ]
     return Table(
         "open_points",
-        "Open points of the method (DESIGN.md §2)",
+        "Open points of the method (docs/method.md)",
         data_source(params, datasets),
         datasets,
         entries,
