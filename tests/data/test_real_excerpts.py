@@ -77,7 +77,9 @@ def test_msvd_qa_rows_and_the_youtube_mapping():
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_activitynet_qa_joins_questions_and_answers(split):
     qs = json.loads((EXCERPTS / "activitynet-qa" / f"{split}_q.json").read_text())
-    ans = {a["question_id"]: a for a in json.loads((EXCERPTS / "activitynet-qa" / f"{split}_a.json").read_text())}
+    ans = {
+        a["question_id"]: a for a in json.loads((EXCERPTS / "activitynet-qa" / f"{split}_a.json").read_text())
+    }
     got = read_activitynet_qa(EXCERPTS / "activitynet-qa", split)
     assert got.skipped == [] and len(got.records) == len(qs) == 5
     for r, q in zip(got.records, qs, strict=True):
@@ -85,7 +87,9 @@ def test_activitynet_qa_joins_questions_and_answers(split):
         assert r.answer == ans[q["question_id"]]["answer"] and r.video_id.endswith(q["video_name"])
 
 
-@pytest.mark.parametrize("split,name", [("val", "how2QA_val_release.csv"), ("test", "how2QA_test_public_release.csv")])
+@pytest.mark.parametrize(
+    "split,name", [("val", "how2QA_val_release.csv"), ("test", "how2QA_test_public_release.csv")]
+)
 def test_how2qa_rows_candidates_and_segments(split, name):
     data = (EXCERPTS / "how2qa" / name).read_bytes()
     assert (b"\r\n" in data) == (split == "test"), "test is CRLF, val LF, as released"
@@ -105,7 +109,9 @@ def test_how2qa_rows_candidates_and_segments(split, name):
         assert r.video_id == segment_of(youtube_id, start, end)[0] and r.video_id in mapping
 
 
-@pytest.mark.skipif(not FULL.is_dir(), reason=f"the full releases are not at {FULL}: excerpts checked above only")
+@pytest.mark.skipif(
+    not FULL.is_dir(), reason=f"the full releases are not at {FULL} (only the excerpts are checked)"
+)
 @pytest.mark.parametrize("rel", FILES, ids=str)
 def test_excerpts_are_rows_of_the_full_releases(rel):
     mine, full = EXCERPTS / rel, FULL / rel
@@ -120,4 +126,5 @@ def test_excerpts_are_rows_of_the_full_releases(rel):
         assert items, rel
     else:
         lines = mine.read_bytes().splitlines(keepends=True)
-        assert lines and full.read_bytes().startswith(b"".join(lines)), f"{rel}: not the release's first lines"
+        first = full.read_bytes().startswith(b"".join(lines))
+        assert lines and first, f"{rel}: not the release's first lines"

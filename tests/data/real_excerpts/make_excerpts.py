@@ -42,11 +42,13 @@ def main() -> None:
     items = [it for it in json.loads(src.read_text()) if it["video_id"] <= 3][:9]
     (HERE / "msvd-qa").mkdir(parents=True, exist_ok=True)
     (HERE / "msvd-qa" / "train_qa.json").write_text(json_items(items, src))
-    head_lines(FULL / "msvd-qa" / "youtube_mapping.txt", HERE / "msvd-qa" / "youtube_mapping.txt", 3, header=False)
+    mapping = "msvd-qa/youtube_mapping.txt"
+    head_lines(FULL / mapping, HERE / mapping, 3, header=False)
 
     # ActivityNet-QA: the first questions of val and test and their answers (same order in both files)
     for split in ("val", "test"):
-        q_src, a_src = FULL / "activitynet-qa" / f"{split}_q.json", FULL / "activitynet-qa" / f"{split}_a.json"
+        q_src = FULL / "activitynet-qa" / f"{split}_q.json"
+        a_src = FULL / "activitynet-qa" / f"{split}_a.json"
         qs = json.loads(q_src.read_text())[:ROWS]
         ids = {q["question_id"] for q in qs}
         ans = [a for a in json.loads(a_src.read_text()) if a["question_id"] in ids]
