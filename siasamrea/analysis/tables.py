@@ -643,8 +643,10 @@ def plot_table(t: Table):
         handles += [
             matplotlib.lines.Line2D([], [], color=OURS_COLOR, marker="o",
                                     label="ours: paired difference, 95% CI"),
-            matplotlib.lines.Line2D([], [], color="0.45", marker="D", ls="", label="paper: difference"),
         ]  # fmt: skip
+    if any(c.paper is not None for c in t.contrasts):
+        paper_mark = matplotlib.lines.Line2D([], [], color="0.45", marker="D", ls="", label="paper: Δ")
+        handles.append(paper_mark)
     # below the panels, with the reading note as its title: constrained layout keeps both off the data
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False,
                title="Error bars: 95% Student-t interval over seeds (none with n = 1). Paper: single runs, "
