@@ -32,7 +32,7 @@ def _env() -> dict:
     return env
 
 
-def _run(args: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+def _run(args: list[str], cwd: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(
