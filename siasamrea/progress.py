@@ -6,6 +6,10 @@ through unchanged, and each ``Running stage 'x'`` line is preceded by ``[k/N] x 
 Training stages add one line per epoch with their ETA (:meth:`siasamrea.engine.Trainer._report_epoch`);
 papermill itself stays quiet, so the log stays a few lines per stage. When the plan cannot be computed
 (e.g. dvc.yaml does not parse) the counter shows ``[k/?]`` and DVC reports the problem itself.
+
+``python -m siasamrea.progress --plan`` prints the plan and runs nothing: a dry run that also works on a fresh
+clone, where ``dvc repro --dry`` stops at the first stage whose input another stage has not made yet
+(treeverse/dvc#9021).
 """
 
 from __future__ import annotations
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         print(__doc__, file=sys.stderr)
         return 2
+    if cmd == ["--plan"]:  # a dry run that works on a fresh clone (`dvc repro --dry` does not, dvc#9021)
+        plan = planned_stages()
+        print("\n".join(plan) if plan is not None else "could not compute the plan")
+        return 0 if plan is not None else 1
     print("progress: asking DVC which stages are out of date ...", file=sys.stderr, flush=True)
     plan = planned_stages()
     total = "?" if plan is None else str(len(plan))
