@@ -38,7 +38,9 @@ def planned_stages(root: str = ".") -> list[str] | None:
                 if name in by_name:
                     plan.add(name)
                     plan |= {s.addressing for s in nx.ancestors(graph, by_name[name])}
-            return sorted(plan)
+            # upstream first (DVC's graph has an edge from each stage to the stages it depends on)
+            order = [s.addressing for s in reversed(list(nx.topological_sort(graph)))]
+            return [name for name in order if name in plan]
     except Exception as e:  # noqa: BLE001 - the counter is a convenience; dvc repro reports real errors
         print(f"progress: could not compute the plan ({type(e).__name__}: {e})", file=sys.stderr)
         return None
