@@ -80,9 +80,9 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
         assert "synthetic" in text.lower(), f"{md.name} does not say its data are synthetic"
     tables = (repo / "figures" / "table1.md").read_text()
     assert "84.1" in tables and "45.5" in tables, "Table 1 shows the paper's numbers beside ours"
-    # every executed notebook is a stage output and ran without an error cell
+    # every executed notebook is a stage output and ran without an error cell (`curves` is a plain command)
     notebooks = sorted((repo / "runs" / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == len(stages)
+    assert len(notebooks) == len([s for s in stages if s != "curves"])
     for nb in notebooks:
         cells = json.loads(nb.read_text())["cells"]
         errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
