@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup
 
 from siasamrea import checkpoint as ckpt
 from siasamrea.config import Config, dump_config, resume_identity
@@ -103,16 +105,16 @@ class TrainModule(nn.Module):
         return {"loss": loss.total, "gt": loss.gt, "siamese": loss.siamese, "weights": loss.weights}
 
 
-def linear_warmup_decay(total_steps: int, warmup_ratio: float):
-    """Paper Sec. 4.2: linear warm-up over the first 10% of steps, then linear decay to zero."""
-    warmup = int(total_steps * warmup_ratio)
+def _duration(seconds: float) -> str:
+    """``75`` -> ``"1m15s"``."""
+    m, sec = divmod(int(round(seconds)), 60)
+    return f"{m}m{sec:02d}s" if m else f"{sec}s"
 
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
-    return factor
+def linear_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    """Paper Sec. 4.2: linear warm-up over the first 10% of steps, then linear decay to zero
+    (``transformers.get_linear_schedule_with_warmup``; its warm-up starts at lr 0 on step 0)."""
+    return get_linear_schedule_with_warmup(optimizer, int(total_steps * warmup_ratio), total_steps)
 
 
 def build_optimizer(module: nn.Module, cfg: Config) -> torch.optim.Optimizer:
@@ -215,9 +217,7 @@ class Trainer:
         }  # fmt: skip
         self.steps_per_epoch = sum(len(s) for s in self.samplers.values())
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_warmup_decay(self.total_steps, cfg.optim.warmup_ratio)
-        )
+        self.scheduler = linear_schedule(self.optimizer, self.total_steps, cfg.optim.warmup_ratio)
         self.history = History()
         self.step, self.epoch, self.step_in_epoch = 0, 0, 0
         self.precision = resolve_precision(cfg.run.precision, info.device, cfg.run.bf16)
@@ -246,6 +246,7 @@ class Trainer:
             dump_config(cfg, self.out / "config.yaml")
             self._write_data_report()
         t_start = time.perf_counter()
+        first_epoch = self.epoch  # > 0 when resumed: the ETA counts only epochs run in this process
         stopped = False
         while self.epoch < cfg.optim.epochs and not stopped:
             stopped = self._train_epoch()
@@ -258,6 +259,8 @@ class Trainer:
                 # Before the checkpoint: a resumed run never lacks the snapshot of an epoch it saved.
                 self._write_analysis(self.out / "analysis" / f"epoch-{self.epoch:03d}.json")
             self._save()
+            if info.is_main:
+                self._report_epoch(time.perf_counter() - t_start, self.epoch - first_epoch)
         result = {}
         if not stopped:
             if info.is_main:
@@ -346,6 +349,22 @@ class Trainer:
             f"Lower optim.lr (now {self.cfg.optim.lr:g}) or set optim.grad_clip; the last checkpoint in "
             f"{self.out / 'checkpoints'} (if any) holds finite weights"
         )
+
+    def _report_epoch(self, elapsed: float, done: int) -> None:
+        """One line per epoch on the process's own stderr, with the ETA of this run.
+
+        ``sys.__stderr__``, not ``sys.stderr``: under papermill (the DVC stages) the kernel's ``sys.stderr``
+        is captured into the notebook, while the process's stderr reaches the terminal running
+        ``dvc repro``; from the command line both are the same. One line per epoch keeps logs short."""
+        left = self.cfg.optim.epochs - self.epoch
+        eta = elapsed / max(done, 1) * left
+        last = self.history.rows[-1] if self.history.rows else {}
+        shown = [f"{k.replace('/acc', '')} {100 * v:.1f}%" for k, v in last.items()
+                 if k.count("/") == 2 and k.endswith("/acc")][:3]  # fmt: skip
+        line = f"  [{self.cfg.run.out_dir}] epoch {self.epoch}/{self.cfg.optim.epochs} {elapsed:.0f}s"
+        line += f", ETA {_duration(eta)}" + (f" | {', '.join(shown)}" if shown else "")
+        stream = sys.__stderr__ or sys.stderr
+        print(line, file=stream, flush=True)
 
     def _log_step(self, task: str, out: dict, seconds: float) -> None:
         path = self.out / "log.csv"

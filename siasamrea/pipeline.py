@@ -23,9 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from siasamrea.config import Config, ConfigError, _build, config_from_dict, dump_config
+from siasamrea.profiles import load_profile
 
 PARAMS_FILE = "params.yaml"
 ROOT_MARKERS = (PARAMS_FILE, "dvc.yaml")
@@ -244,36 +246,66 @@ def run_stage(cfg: Config | None, params: dict, stage: str) -> dict:
 
 
 def metrics_path(run_dir: str | Path) -> Path:
-    """Where a run's metrics are exported for DVC: ``runs/x/y`` -> ``metrics/x/y.json`` (DVC metrics and
-    plots cannot live inside another output's directory)."""
+    """Where a run's headline metrics are exported for DVC: ``runs/x/y`` -> ``metrics/x/y.json`` (DVC
+    metrics cannot live inside another output's directory)."""
     rel = Path(run_dir).relative_to("runs")
     return Path("metrics") / rel.parent / f"{rel.name}.json"
 
 
+#: The split a dataset's headline number is reported on: the test sets, and How2QA's public val set.
+HEADLINE_SPLIT = {"msvd-qa": "test", "msrvtt-qa": "test", "tgif-qa": "test", "activitynet-qa": "test",
+                  "how2qa": "val"}  # fmt: skip
+
+
+def headline_metrics(metrics: dict) -> dict:
+    """A run's headline numbers for ``dvc metrics show`` / ``dvc exp show``: the best-epoch value on the
+    headline split (accuracy in %, count as MSE).
+
+    A single-task run gives ``{"acc", "epoch", "last"}`` (best, its epoch, last epoch); a multi-task run
+    (init, pretraining) the best value per task (``{"action": ..., "count_mse": ...}``), so the table keeps
+    a few columns. The full metrics (every split and question type) stay in the run's ``metrics.json``:
+    exporting them gave ``dvc exp show`` over 1,800 columns."""
+    if "skipped" in metrics:
+        return {}
+    per_task = {}
+    for task, splits in metrics.get("best", {}).items():
+        split = HEADLINE_SPLIT.get(task, "test")
+        split = split if split in splits else list(splits)[-1]
+        best = splits[split] or {}
+        last = (metrics.get("last", {}).get(task, {}) or {}).get(split) or {}
+        name = "mse" if "mse" in (best or last) else "acc"
+        scale = 100.0 if name == "acc" else 1.0
+        value = lambda e, n=name, k=scale: None if e.get(n) is None else round(e[n] * k, 2)  # noqa: E731
+        per_task[task] = (name, value(best), best.get("epoch"), value(last))
+    if len(per_task) == 1:
+        name, best, epoch, last = next(iter(per_task.values()))
+        return {name: best, "epoch": epoch, "last": last}
+    return {(t if name == "acc" else f"{t}_{name}"): best for t, (name, best, _, _) in per_task.items()}
+
+
 def export_metrics(run_dir: str | Path) -> None:
-    """Copy metrics.json and the per-epoch CSV next to each other under ``metrics/``."""
+    """Write the run's headline metrics (:func:`headline_metrics`) under ``metrics/`` for DVC."""
     dst = metrics_path(run_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(run_dir) / "metrics.json", dst)
-    if (Path(run_dir) / "epochs.csv").is_file():
-        shutil.copyfile(Path(run_dir) / "epochs.csv", dst.with_suffix(".epochs.csv"))
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    dst.write_text(json.dumps(headline_metrics(metrics), indent=1) + "\n")
 
 
 def metrics_markdown(metrics: dict) -> str:
     """A Markdown table of a run's best and last metrics per task and split."""
     if "skipped" in metrics:
         return f"*{metrics['skipped']}*"
-    rows = ["| task | split | metric | best | best epoch | last |", "|---|---|---|---|---|---|"]
+    rows = []
     for task, splits in metrics["best"].items():
         for split, best in splits.items():
             last = metrics["last"][task][split]
             name = "mse" if "mse" in (best or last) else "acc"
-            b = f"{best[name]:.4f}" if best else "n/a"
-            rows.append(
-                f"| {task} | {split} | {name} | {b} | {best['epoch'] if best else ''} | {last[name]:.4f} |"
-            )
-    rows.append(f"\n{metrics['steps']} steps, {metrics['train_seconds']} s of training")
-    return "\n".join(rows)
+            rows.append({"task": task, "split": split, "metric": name,
+                         "best": f"{best[name]:.4f}" if best else "n/a",
+                         "best epoch": (best or {}).get("epoch", ""),
+                         "last": f"{last[name]:.4f}"})  # fmt: skip
+    table = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+    return f"{table}\n\n{metrics['steps']} steps, {metrics['train_seconds']} s of training"
 
 
 def split_table(summary: dict) -> list[dict]:
@@ -312,15 +344,17 @@ def show_config(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default=None, help="variant name of the stage's section in params.yaml")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--params", default=PARAMS_FILE)
-    ap.add_argument("--profile", default=None, help="a profile of params.yaml (default: the active one)")
+    ap.add_argument(
+        "--profile", default=None, help="a profile of profiles/ (default: the active one of params.yaml)"
+    )
     args = ap.parse_args(argv)
     if args.profile is None:
         params = load_params(args.params)
     else:
-        profiles = yaml.safe_load(Path(args.params).read_text()).get("profiles", {})
-        if args.profile not in profiles:
-            ap.error(f"{args.params} has no profile {args.profile!r} (known: {sorted(profiles)})")
-        params = profiles[args.profile]
+        try:
+            params = load_profile(args.profile, Path(args.params).resolve().parent)
+        except (FileNotFoundError, ValueError) as exc:
+            ap.error(str(exc))
     if args.stage != "init" and args.variant is None:
         ap.error(f"{args.stage} needs --variant (see {args.stage}.variants in {args.params})")
     if args.stage in FINETUNE_SECTIONS and args.dataset is None:

@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 
 from siasamrea.config import load_config
 from siasamrea.distributed import DistInfo
-from siasamrea.engine import Trainer, linear_warmup_decay
+from siasamrea.engine import Trainer, linear_schedule
 from siasamrea.model import ClipBertVQA
 from siasamrea.samplers import EvalBatchSampler, TrainBatchSampler
 from siasamrea.train import train
@@ -80,8 +80,9 @@ def _lr_budget(overrides: list[str]) -> float:
     steps = (
         json.loads((Path(cfg.run.out_dir) / "data.json").read_text())["steps_per_epoch"] * cfg.optim.epochs
     )
-    f = linear_warmup_decay(steps, cfg.optim.warmup_ratio)
-    return 1.5 * cfg.optim.lr * sum(f(s) for s in range(steps))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = linear_schedule(opt, steps, cfg.optim.warmup_ratio)
+    return 1.5 * cfg.optim.lr * sum(sched.lr_lambdas[0](s) for s in range(steps))
 
 
 def _check_loss_invariant(model_dir: Path, names: list[str], kind: str) -> None:

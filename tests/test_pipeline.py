@@ -1,9 +1,11 @@
 """The DVC pipeline end to end, on the smoke profile, in a fresh copy of the repository.
 
-One module-scoped fixture copies the repository (the files git tracks or would track), switches
-``params.yaml`` to the smoke profile and runs ``dvc repro`` once; the tests then check what it produced,
-that a second ``dvc repro`` runs nothing, and that changing one ablation variant re-runs exactly that
-variant's stage and the figures that read it.
+One module-scoped fixture copies the repository (``siasamrea.profiles.sandbox``: the files git tracks or
+would track, without the committed results), selects the smoke profile and runs ``dvc repro`` once; the
+tests then check what it produced (the figures, a short ``dvc metrics show``, an offline ``dvc plots show``
+covering every run), that a second ``dvc repro`` runs nothing, that changing one ablation variant re-runs
+exactly that variant's stage and the stages that read it, and that changing it back restores the earlier
+results from DVC's run cache without training.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+
+from siasamrea import profiles
 
 BIN = Path(sys.executable).parent
 
@@ -29,7 +32,7 @@ def _env() -> dict:
     return env
 
 
-def _run(args: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
+def _run(args: list[str], cwd: Path, timeout: int = 3600) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise AssertionError(
@@ -42,30 +45,12 @@ def _stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
-def _copy_repo(dst: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    for rel in files:
-        src = REPO / rel
-        if not src.is_file() or rel.startswith(("figures/", "metrics/")) or rel == "dvc.lock":
-            continue  # generated: the smoke run must make them itself
-        target = dst / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, target)
-
-
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory) -> tuple[Path, str]:
     repo = tmp_path_factory.mktemp("smoke-repo")
-    _copy_repo(repo)
-    params = repo / "params.yaml"
-    text = params.read_text()
-    assert "\nactive: *default" in text
-    params.write_text(text.replace("\nactive: *default", "\nactive: *smoke"))
-    git = ["git", "-c", "user.email=smoke@test", "-c", "user.name=smoke"]
-    for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "smoke"]):
-        subprocess.run(git + cmd, cwd=repo, check=True, capture_output=True)
+    profiles.sandbox("smoke", repo, REPO, share_cache=False)
+    assert yaml.safe_load((repo / "params.yaml").read_text())["active"]["name"] == "smoke"
+    assert not (repo / "figures").exists() and not (repo / "dvc.lock").exists(), "committed results copied"
     proc = _run([str(BIN / "dvc"), "repro"], repo)
     return repo, proc.stdout
 
@@ -95,15 +80,41 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
         assert "synthetic" in text.lower(), f"{md.name} does not say its data are synthetic"
     tables = (repo / "figures" / "table1.md").read_text()
     assert "84.1" in tables and "45.5" in tables, "Table 1 shows the paper's numbers beside ours"
-    # every executed notebook is a stage output and ran without an error cell
+    # every executed notebook is a stage output and ran without an error cell (`curves` is a plain command)
     notebooks = sorted((repo / "runs" / "notebooks").glob("*.ipynb"))
-    assert len(notebooks) == len(stages)
+    assert len(notebooks) == len([s for s in stages if s != "curves"])
     for nb in notebooks:
         cells = json.loads(nb.read_text())["cells"]
         errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{nb.name}: {errors[0].get('ename')}"
-    metrics = _run([str(BIN / "dvc"), "metrics", "show", "--json"], repo).stdout
-    assert "frame_filter" in metrics and "msvd-qa" in metrics
+    # dvc metrics show: one short row of headline numbers per training run, nothing else
+    shown = json.loads(_run([str(BIN / "dvc"), "metrics", "show", "--json"], repo).stdout)
+    files = {p: v["data"] for rev in shown.values() for p, v in rev["data"].items()}
+    sections = ("init", "pretrain", "finetune", "ablations", "budget")
+    training = [s for s in stages if s.split("@")[0] in sections]
+    assert len(files) == len(training), sorted(files)
+    for path, values in files.items():
+        assert len(values) <= 4 and all(not isinstance(v, dict) for v in values.values()), (path, values)
+        if "finetune" in path or "ablations" in path or "budget" in path:
+            assert set(values) == {"acc", "epoch", "last"} and 0 <= values["acc"] <= 100, (path, values)
+
+
+def test_plots_cover_every_run_and_open_offline(smoke_repo):
+    repo, _ = smoke_repo
+    from siasamrea.analysis.results import expected_runs
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())["active"]
+    points = json.loads((repo / "metrics" / "curves.json").read_text())["curves"]
+    seen = {(p["panel"].split(":")[0], p["variant"], p["seed"]) for p in points}
+    for ref in expected_runs(params):
+        assert (ref.section, ref.variant, ref.seed) in seen, f"{ref.path} has no curve"
+    assert ("init", "init", 0) in seen
+    epochs = {p["epoch"] for p in points if p["panel"].startswith("budget")}
+    assert epochs == {1, 2}, "the budget runs' two epochs are plotted"
+    _run([str(BIN / "dvc"), "plots", "show", "-o", "plots_out"], repo)
+    page = (repo / "plots_out" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "<script src=" not in page, "the page must not load Vega from a CDN"
+    assert "vegaEmbed" in page and '"field": "variant"' in page, "the variants template draws the page"
 
 
 def test_second_repro_runs_nothing(smoke_repo):
@@ -114,15 +125,23 @@ def test_second_repro_runs_nothing(smoke_repo):
 
 def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     repo, _ = smoke_repo
-    params = repo / "params.yaml"
-    text = params.read_text()
-    old = "no_w1: {method: {variant: siasamrea, learn_w1: false}},"
-    i = text.index("  smoke: &smoke")
-    assert old in text[i:], "the smoke profile's no_w1 ablation is where the test expects it"
-    params.write_text(
-        text[:i] + text[i:].replace(old, old.replace("learn_w1: false", "learn_w1: false, omega: 0.4"), 1)
-    )
+    profile = repo / "profiles" / "smoke.yaml"
+    text = profile.read_text()
+    old = "no_w1: {method: {variant: siasamrea, learn_w1: false}}"
+    assert text.count(old) == 1, "the smoke profile's no_w1 ablation is where the test expects it"
+    profile.write_text(text.replace(old, old.replace("learn_w1: false", "learn_w1: false, omega: 0.4")))
+    _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
     proc = _run([str(BIN / "dvc"), "repro"], repo)
-    assert _stages_run(proc.stdout) == {"ablations@msvd-qa-no_w1-0", "tables", "mechanism", "explorer"}
-    cfg = yaml.safe_load((repo / "runs" / "ablations" / "msvd-qa-no_w1-s0" / "config.yaml").read_text())
+    rerun = {"ablations@msvd-qa-no_w1-0", "curves", "tables", "mechanism", "explorer"}
+    assert _stages_run(proc.stdout) == rerun
+    run = repo / "runs" / "ablations" / "msvd-qa-no_w1-s0"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"]["omega"] == 0.4 and cfg["method"]["learn_w1"] is False
+
+    # back to the committed setting: every stage comes from DVC's run cache, nothing trains again
+    profile.write_text(text)
+    _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
+    proc = _run([str(BIN / "dvc"), "repro"], repo)
+    assert _stages_run(proc.stdout) == set(), proc.stdout[-2000:]
+    assert "ablations@msvd-qa-no_w1-0' is cached" in proc.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["method"]["omega"] == 0.5

@@ -1,4 +1,4 @@
-"""Where the gain comes from (DESIGN.md §2): evidence containment, accuracy by evidence, gap by budget.
+"""Where the gain comes from (docs/method.md): evidence containment, accuracy by evidence, gap by budget.
 
 Three questions, on the synthetic benchmark's ground truth (:mod:`siasamrea.analysis.evidence`):
 
@@ -526,7 +526,7 @@ def containment_markdown(rep: Report) -> str:
                 f"| {r['dataset']} | {r['clips']} | {r[what]} | {_pct(r['union_core'])} | "
                 f"{_pct(r['union_any'])} |{extra}"
             )
-    lines += ["", "Calibration quoted in DESIGN.md §2 (toy version, 9 clips): anchor 26%, union 70%."]
+    lines += ["", "Calibration quoted in docs/method.md (toy version, 9 clips): anchor 26%, union 70%."]
     return "\n".join(lines) + "\n"
 
 
@@ -782,50 +782,115 @@ def plot_accuracy(rep: Report):
     return fig
 
 
+def budget_from_json(path: str | Path, value: str = "best") -> tuple[str, pd.DataFrame]:
+    """``(source, budget table)`` back from ``mechanism.json`` (Summary cells rebuilt from their % values),
+    to redraw the budget figure without the runs."""
+    d = json.loads(Path(path).read_text())
+    rows = []
+    for r in d["budget"][value]:
+        row = dict(r)
+        for k in ("acc", "gap"):
+            v = r[k]
+
+            def un(x):
+                return float("nan") if x is None else x / 100.0
+
+            row[k] = Summary(un(v["mean"]), un(v["half"]), int(v["n"]), un(v["sd"]), v.get("level", 0.95),
+                             {s_: un(x) for s_, x in (v.get("values") or {}).items()})  # fmt: skip
+        rows.append(row)
+    return d["source"], pd.DataFrame(rows)
+
+
+_EPOCH_MARKERS = ("o", "s", "^", "D", "v")
+
+
 def plot_budget(rep: Report):
+    return plot_budget_table(rep.budget.get("best", pd.DataFrame()), rep.source)
+
+
+def plot_budget_table(df: pd.DataFrame, source: str):
+    """Gap and accuracy against the training budget, one row of panels per dataset.
+
+    With several budgets (epochs) the arms are dodged sideways so their error bars do not overlap; with one
+    budget the epochs axis carries no information, so the arms are side by side on a categorical axis. In
+    the compute panel the marker shape gives the epochs (legend) instead of labels on the points."""
+    import matplotlib.lines
     import matplotlib.pyplot as plt
 
-    df = rep.budget.get("best", pd.DataFrame())
     datasets = _datasets(df)
-    fig, axes = plt.subplots(
-        max(1, len(datasets)), 3, figsize=(16, 4.2 * max(1, len(datasets)) + 1), squeeze=False
-    )
+    fig, axes = plt.subplots(max(1, len(datasets)), 3, figsize=(15, 3.6 * max(1, len(datasets)) + 1.6),
+                             squeeze=False, layout="constrained")  # fmt: skip
+    shown_arms: dict[str, str] = {}
+    all_epochs: set[int] = set()
     for i, ds in enumerate(datasets):
         g = df[(df["dataset"] == ds) & df["base"].isin(("baseline", *FIGURE_ARMS))]
-        for base, a in g.groupby("base", sort=False):
-            a = a.sort_values("epochs")
+        bases = list(dict.fromkeys(g["base"]))
+        epochs = sorted({int(e) for e in g["epochs"]})
+        all_epochs |= set(epochs)
+        ranked = sorted(epochs, reverse=True)
+        marker = {e: _EPOCH_MARKERS[k % len(_EPOCH_MARKERS)] for k, e in enumerate(ranked)}
+        single = len(epochs) == 1
+        step = (min(np.diff(epochs)) if len(epochs) > 1 else 1.0) * 0.25 / max(1, len(bases))
+        for k, base in enumerate(bases):
+            a = g[g["base"] == base].sort_values("epochs")
             color, label = ARM_COLORS.get(base), ARM_LABELS.get(base, base)
-            style = dict(marker="o", capsize=3, color=color, label=label)
+            shown_arms[base] = label
+            x = [k] * len(a) if single else [e + (k - (len(bases) - 1) / 2) * step for e in a["epochs"]]
+            style = dict(marker="o", capsize=3, color=color, ls="-" if not single else "none")
             if base != "baseline":
-                axes[i, 0].errorbar(
-                    a["epochs"], [s.mean * 100 for s in a["gap"]], yerr=_errs(a["gap"]), **style
-                )
+                axes[i, 0].errorbar(x, [s.mean * 100 for s in a["gap"]], yerr=_errs(a["gap"]), **style)
             acc = [s.mean * 100 for s in a["acc"]]
-            axes[i, 1].errorbar(a["epochs"], acc, yerr=_errs(a["acc"]), **style)
-            axes[i, 2].errorbar(a["train_seconds"], acc, yerr=_errs(a["acc"]), **style)
-            for x, s, e in zip(a["train_seconds"], a["acc"], a["epochs"], strict=True):
-                axes[i, 2].annotate(
-                    f"{e} ep", (x, s.mean * 100), fontsize=6, xytext=(3, 3), textcoords="offset points"
-                )
+            axes[i, 1].errorbar(x, acc, yerr=_errs(a["acc"]), **style)
+            axes[i, 2].plot(a["train_seconds"], acc, color=color, lw=1, alpha=0.6)
+            for xs, s_, e in zip(a["train_seconds"], a["acc"], a["epochs"], strict=True):
+                axes[i, 2].errorbar([xs], [s_.mean * 100], yerr=_errs([s_]), color=color, capsize=3,
+                                    marker=marker[int(e)], ls="none")  # fmt: skip
         axes[i, 0].axhline(0, color="k", lw=0.8)
         pg = _paper_gap(ds)
         if pg is not None:
-            axes[i, 0].axhline(
-                pg, color="0.5", ls="--", lw=1, label=f"paper: SiaSamRea − baseline ({pg:+.1f})"
-            )
-        axes[i, 0].set(xlabel="training epochs", ylabel="gap to baseline (points)")
+            axes[i, 0].axhline(pg, color="0.5", ls="--", lw=1)
+            axes[i, 0].annotate(f"paper: SiaSamRea − baseline {pg:+.1f}", (0.01, pg),
+                                xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points",
+                                fontsize=7, color="0.4")  # fmt: skip
+        for col in (0, 1):
+            ax = axes[i, col]
+            if single:
+                names = [ARM_LABELS.get(b, b) for b in bases]
+                ax.set_xticks(range(len(bases)), [_wrap_label(n) for n in names], fontsize=7)
+                ax.set_xlim(-0.6, len(bases) - 0.4)
+                ax.set_xlabel(f"all runs at {epochs[0]} epochs (one budget in this profile)", fontsize=8)
+            else:
+                ax.set_xticks(epochs)
+                ax.set_xlabel("training epochs", fontsize=8)
+        axes[i, 0].set_ylabel("gap to baseline (points)", fontsize=8)
         axes[i, 0].set_title(f"{ds}: variant − baseline at equal epochs", fontsize=9)
-        axes[i, 1].set(xlabel="training epochs", ylabel="accuracy (%)")
-        axes[i, 1].set_title(f"{ds}: accuracy against epochs", fontsize=9)
+        axes[i, 1].set_ylabel("accuracy (%)", fontsize=8)
+        axes[i, 1].set_title(f"{ds}: accuracy", fontsize=9)
         axes[i, 2].set(xlabel="training seconds (mean over seeds)", ylabel="accuracy (%)")
+        axes[i, 2].xaxis.label.set_fontsize(8)
+        axes[i, 2].yaxis.label.set_fontsize(8)
         axes[i, 2].set_title(f"{ds}: accuracy against training compute", fontsize=9)
-        for ax in axes[i]:
-            ax.legend(fontsize=7)
-    _suptitle(
-        fig, "Where the gain comes from: training budget (best-epoch metric, headline split)", rep.source
-    )
-    fig.tight_layout(rect=(0, 0.02, 1, 0.93))
+    handles = [matplotlib.lines.Line2D([], [], color=ARM_COLORS.get(b), marker="o", label=lab)
+               for b, lab in shown_arms.items()]  # fmt: skip
+    order = sorted(all_epochs, reverse=True)
+    handles += [matplotlib.lines.Line2D([], [], color="0.3", ls="none", marker=_EPOCH_MARKERS[k % 5],
+                                        label=f"{e} epochs (compute panel)")
+                for k, e in enumerate(order)]  # fmt: skip
+    note = ("Error bars: 95% Student-t interval over seeds (none with one seed). "
+            "Paper: Table 1, at its own budget.")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=7,
+               frameon=False, title=note, title_fontsize=7)  # fmt: skip
+    import textwrap
+
+    fig.suptitle("Where the gain comes from: training budget (best-epoch metric, headline split)\n"
+                 + textwrap.fill(source, 170), fontsize=9)  # fmt: skip
     return fig
+
+
+def _wrap_label(text: str, width: int = 14) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width)
 
 
 def _errs(summaries) -> list[float] | None:

@@ -27,8 +27,7 @@ SECTIONS = ("pretrain", *pipeline.FINETUNE_SECTIONS)
 
 #: The split each dataset's headline number is reported on: the test sets, and "the public val set of
 #: How2QA" (paper, Table 4) since How2QA's test set is hidden.
-HEADLINE_SPLIT = {"msvd-qa": "test", "msrvtt-qa": "test", "tgif-qa": "test", "activitynet-qa": "test",
-                  "how2qa": "val"}  # fmt: skip
+HEADLINE_SPLIT = pipeline.HEADLINE_SPLIT
 
 COLUMNS = ["section", "dataset", "variant", "seed", "task", "split", "metric", "best", "best_epoch", "last",
            "last_epoch", "at_best_val", "at_best_val_epoch", "epochs", "num_clips", "train_seconds",
@@ -57,10 +56,9 @@ class Results:
     def missing_markdown(self) -> str:
         if not self.missing:
             return f"All {len(self.expected)} runs the profile lists have results."
-        lines = [f"**{len(self.missing)} of {len(self.expected)} runs the profile lists have no results** "
-                 "(left out of every table):", "", "| run | reason |", "|---|---|"]  # fmt: skip
-        lines += [f"| `{ref.path}` | {why} |" for ref, why in self.missing]
-        return "\n".join(lines)
+        table = pd.DataFrame([{"run": f"`{ref.path}`", "reason": why} for ref, why in self.missing])
+        return (f"**{len(self.missing)} of {len(self.expected)} runs the profile lists have no results** "
+                f"(left out of every table):\n\n{table.to_markdown(index=False)}")  # fmt: skip
 
 
 def _section_datasets(params: dict, section: str) -> list[str]:

@@ -21,6 +21,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.lines
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -365,7 +366,7 @@ def anchor_copies(params: dict, results: Results) -> Table:
 
 
 def clip_budget(params: dict, results: Results) -> Table:
-    """DESIGN.md §2: the same clips without the reasoning separates "more clips" from "reasoning"."""
+    """docs/method.md: the same clips without the reasoning separates "more clips" from "reasoning"."""
     datasets = _ablation_datasets(params)
     rows = [
         ("baseline (anchor only, L_gt)", "finetune", "baseline", paper.TABLE1["baseline"]),
@@ -383,7 +384,7 @@ def clip_budget(params: dict, results: Results) -> Table:
         ("SiaSamRea − all clips", ("finetune", "siasamrea"), ("ablations", "all_clips")),
     ]
     notes = [
-        "Control the paper lacks (DESIGN.md §2): the same N siamese clips per video, every clip supervised "
+        "Control the paper lacks (docs/method.md): the same N siamese clips per video, every clip supervised "
         "by L_gt, no L_siamese. The paper has no number for it."
     ]
     return Table(
@@ -429,13 +430,13 @@ def open_points(params: dict, results: Results) -> Table:
             entries.append(_entry(params, results, label, "ablations", v, ds))
     pairs = [(f"{v} − default", ("ablations", v), ("finetune", "siasamrea")) for v in OPEN_POINT_VARIANTS]
     notes = [
-        "Open points the paper leaves unsettled (DESIGN.md §2): detaching the soft-label target, what "
+        "Open points the paper leaves unsettled (docs/method.md): detaching the soft-label target, what "
         "trains W1/W2 then (weight_objective=gt: cross-entropy of Q against the ground truth), and L_gt "
         "on every clip. The paper reports only its own reading (the default row)."
     ]
     return Table(
         "open_points",
-        "Open points of the method (DESIGN.md §2)",
+        "Open points of the method (docs/method.md)",
         data_source(params, datasets),
         datasets,
         entries,
@@ -613,108 +614,111 @@ OURS_COLOR, PAPER_COLOR = "#1f77b4", "#bbbbbb"
 
 
 def plot_table(t: Table):
-    """Bars: ours (mean, 95% CI) beside the paper's number, one panel per dataset/task; paired differences
-    below. Returns the figure."""
+    """Bars: ours (mean, 95% CI) beside the paper's number, one panel per dataset/task; the paired differences
+    below in one panel across the full width. One legend under the title, so nothing covers the data; runs a
+    profile does not make are named once per panel instead of under each missing bar. Returns the figure."""
     cols = t.columns
-    has_contrasts = bool(t.contrasts)
-    nrows = 2 if has_contrasts else 1
-    per_col = max([sum(c.column == col for c in t.contrasts) for col in cols] or [0])
-    heights = [4.0, 0.45 * per_col + 0.9][:nrows]
-    fig, axes = plt.subplots(
-        nrows,
-        len(cols),
-        figsize=(max(4.0 * len(cols), 8), sum(heights) + 1.4),
-        squeeze=False,
-        gridspec_kw={"height_ratios": heights},
-    )
+    n_bars = [sum(e.column == col for e in t.entries) for col in cols]
+    widths = [max(3.0, 0.75 * n + 1.2) for n in n_bars]
+    height_bars = 3.6
+    height_diff = 0.3 * len(t.contrasts) + 0.9 if t.contrasts else 0.0
+    fig = plt.figure(figsize=(max(sum(widths), 7.5), height_bars + height_diff + 1.7), layout="constrained")
+    grid = fig.add_gridspec(2 if t.contrasts else 1, len(cols), width_ratios=widths,
+                            height_ratios=[height_bars, height_diff] if t.contrasts else [1])  # fmt: skip
     for j, col in enumerate(cols):
-        _plot_column(axes[0, j], col, [e for e in t.entries if e.column == col])
-        if has_contrasts:
-            _plot_contrasts(axes[1, j], [c for c in t.contrasts if c.column == col])
+        _plot_column(fig.add_subplot(grid[0, j]), col, [e for e in t.entries if e.column == col])
+    # differences in points and in MSE do not share an axis: one panel per metric, under its columns
+    for metric in dict.fromkeys(c.metric for c in t.contrasts):
+        js = [j for j, col in enumerate(cols)
+              if any(e.column == col and e.metric == metric for e in t.entries)]  # fmt: skip
+        span = grid[1, min(js) : max(js) + 1] if js else grid[1, :]
+        group = [c for c in t.contrasts if c.metric == metric]
+        _plot_contrasts(fig.add_subplot(span), group, label_columns=len(cols) > 1)
     handles = [
-        matplotlib.patches.Patch(color=OURS_COLOR, label="ours: mean over seeds, 95% CI"),
-        matplotlib.patches.Patch(
-            facecolor=PAPER_COLOR, hatch="//", edgecolor="0.4", label="paper (single run)"
-        ),
-    ]
-    fig.legend(handles=handles, loc="lower right", fontsize=7, frameon=False, ncol=2)
-    source = textwrap.fill(t.source, 140 if len(cols) > 2 else 110)
+        matplotlib.patches.Patch(color=OURS_COLOR, label="ours: mean over seeds, 95% t-interval"),
+        matplotlib.patches.Patch(facecolor=PAPER_COLOR, hatch="//", edgecolor="0.4",
+                                 label="paper (single run)"),
+    ]  # fmt: skip
+    if t.contrasts:
+        handles += [
+            matplotlib.lines.Line2D([], [], color=OURS_COLOR, marker="o",
+                                    label="ours: paired difference, 95% CI"),
+        ]  # fmt: skip
+    if any(c.paper is not None for c in t.contrasts):
+        paper_mark = matplotlib.lines.Line2D([], [], color="0.45", marker="D", ls="", label="paper: Δ")
+        handles.append(paper_mark)
+    # below the panels, with the reading note as its title: constrained layout keeps both off the data
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False,
+               title="Error bars: 95% Student-t interval over seeds (none with n = 1). Paper: single runs, "
+               "reported numbers.", title_fontsize=7)  # fmt: skip
+    source = textwrap.fill(t.source, int(12 * max(sum(widths), 7.5)))
     fig.suptitle(f"{t.title}\n{source}", fontsize=9)
-    fig.text(
-        0.01,
-        0.005,
-        "Error bars: 95% Student-t interval over seeds (none with n = 1). Paper: single "
-        "runs, reported numbers.",
-        fontsize=7,
-        color="0.3",
-    )
-    fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.6 / (sum(heights) + 1.4)))
     return fig
 
 
 def _plot_column(ax, col: str, es: list[Entry]) -> None:
     """One dataset/task: for each row, our bar (with CI) and the paper's hatched bar beside it."""
     top = 0.0
+    missing: dict[str, list[int]] = {}
     for i, e in enumerate(es):
         if e.status == "ok" and e.best.n > 0:
             y = e.best.mean * e.scale
             err = e.best.half * e.scale if e.best.has_interval else None
             ax.bar(i - 0.2, y, 0.4, color=OURS_COLOR, yerr=err, capsize=3)
             ax.text(i - 0.2, y + (err or 0), f"{y:.{e.digits}f}\nn={e.best.n}", ha="center", va="bottom",
-                    fontsize=7)  # fmt: skip
+                    fontsize=6.5)  # fmt: skip
             top = max(top, y + (err or 0))
         else:
-            ax.text(i - 0.2, 0.02, _wrap(e.status, 22), transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=6, rotation=90, color="0.3")  # fmt: skip
+            missing.setdefault(e.status, []).append(i)
+            ax.text(i - 0.2, 0.01, "–", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=9, color="0.4")  # fmt: skip
         if e.paper is None:
-            ax.text(i + 0.2, 0.02, "no paper\nnumber", transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=6, color="0.4")  # fmt: skip
+            ax.text(i + 0.2, 0.01, "–", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=9, color="0.6")  # fmt: skip
         else:
             ax.bar(i + 0.2, e.paper, 0.4, color=PAPER_COLOR, hatch="//", edgecolor="0.4")
-            ax.text(i + 0.2, e.paper, f"{e.paper:.{e.digits}f}", ha="center", va="bottom", fontsize=7)
+            ax.text(i + 0.2, e.paper, f"{e.paper:.{e.digits}f}", ha="center", va="bottom", fontsize=6.5)
             top = max(top, e.paper)
+    notes = [f"ours –: {why}" for why in missing]
+    if any(e.paper is None for e in es):
+        notes.append("paper –: no number in the paper")
+    if notes:  # once per panel, above the bars (the y range leaves room for it)
+        width = max(24, int(9 * ax.get_position().width * ax.figure.get_figwidth()))
+        ax.text(0.02, 0.98, "\n".join(textwrap.fill(n, width) for n in notes), transform=ax.transAxes,
+                ha="left", va="top", fontsize=6, color="0.3")  # fmt: skip
+    room = 1.18 + 0.12 * sum(textwrap.fill(n, 40).count("\n") + 1 for n in notes)
     ax.set_xlim(-0.7, len(es) - 0.3)
-    ax.set_ylim(0, top * 1.18 if top > 0 else 1)
+    ax.set_ylim(0, top * room if top > 0 else 1)
     ax.set_xticks(range(len(es)))
-    ax.set_xticklabels([_wrap(e.row) for e in es], fontsize=7)
+    rotate = len(es) > 3 and max(len(e.row) for e in es) > 12
+    ax.set_xticklabels([_wrap(e.row, 14) for e in es], fontsize=7, rotation=30 if rotate else 0,
+                       ha="right" if rotate else "center", rotation_mode="anchor")  # fmt: skip
     metric = es[0].metric if es else "acc"
-    ax.set_ylabel("MSE (lower is better)" if metric == "mse" else "accuracy (%)")
+    ax.set_ylabel("MSE (lower is better)" if metric == "mse" else "accuracy (%)", fontsize=8)
     split = es[0].split if es else ""
     ax.set_title(f"{TASK_NAMES.get(col, REAL_NAMES.get(col, col))} ({split})", fontsize=9)
 
 
-def _plot_contrasts(ax, contrasts: list[Contrast]) -> None:
-    if not contrasts:
-        ax.axis("off")
-        return
+def _plot_contrasts(ax, contrasts: list[Contrast], label_columns: bool = False) -> None:
+    """Paired differences, one row each (prefixed with the dataset when several share the panel)."""
     for i, c in enumerate(contrasts):
         if c.diff.n:
             err = c.diff.half * c.scale if c.diff.has_interval else None
-            ax.errorbar(
-                c.diff.mean * c.scale,
-                i,
-                xerr=err,
-                fmt="o",
-                color=OURS_COLOR,
-                capsize=3,
-                label="ours: paired Δ (95% CI)" if i == 0 else None,
-            )
+            ax.errorbar(c.diff.mean * c.scale, i, xerr=err, fmt="o", color=OURS_COLOR, capsize=3)
         if c.paper is not None:
-            ax.plot(
-                c.paper,
-                i,
-                "D",
-                color="0.45",
-                label="paper Δ" if i == 0 or not any(x.paper is not None for x in contrasts[:i]) else None,
-            )
+            ax.plot(c.paper, i, "D", color="0.45")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(contrasts)))
-    ax.set_yticklabels([_wrap(c.label, 28) for c in contrasts], fontsize=7)
-    ax.set_xlabel("difference (points)" if contrasts[0].metric == "acc" else "difference (MSE)", fontsize=8)
-    ax.invert_yaxis()
-    handles, _ = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(fontsize=7)
+    names = [
+        (f"{TASK_NAMES.get(c.column, REAL_NAMES.get(c.column, c.column))}: " if label_columns else "")
+        + c.label
+        for c in contrasts
+    ]  # fmt: skip
+    ax.set_yticklabels(names, fontsize=7)
+    ax.set_ylim(len(contrasts) - 0.5, -0.5)
+    ax.grid(axis="x", color="0.9")
+    ax.set_xlabel("paired difference (points)" if contrasts[0].metric == "acc" else "difference (MSE)",
+                  fontsize=8)  # fmt: skip
 
 
 def _wrap(text: str, width: int = 18) -> str:
@@ -766,6 +770,52 @@ def to_dict(t: Table) -> dict:
             for c in t.contrasts
         ],
     }
+
+
+def _summary_from_dict(d: dict, scale: float) -> Summary:
+    """Inverse of :meth:`Summary.as_dict` (values back in the engine's units)."""
+    def un(x):
+        return float("nan") if x is None else x / scale
+
+    values = {k: un(v) for k, v in (d.get("values") or {}).items()}
+    return Summary(un(d.get("mean")), un(d.get("half")), int(d.get("n", 0)), un(d.get("sd")),
+                   d.get("level", 0.95), values)  # fmt: skip
+
+
+def from_dict(key: str, d: dict) -> Table:
+    """A table back from ``summary.json`` (:func:`to_dict`), e.g. to redraw its PNG without the runs."""
+    entries = []
+    for e in d["entries"]:
+        scale = 100.0 if e["metric"] == "acc" else 1.0
+        column = e["task"] if e["dataset"] == "tgif-qa" else e["dataset"]
+        entries.append(Entry(
+            row=e["row"], section=e["section"], variant=e["variant"], column=column, dataset=e["dataset"],
+            task=e["task"], split=e["split"], metric=e["metric"], best=_summary_from_dict(e["best"], scale),
+            last=_summary_from_dict(e["last"], scale),
+            at_best_val=_summary_from_dict(e["at_best_val"], scale),
+            paper=e["paper"], paper_label=e.get("paper_label", ""), status=e["status"],
+        ))  # fmt: skip
+    contrasts = [
+        Contrast(c["label"], c["column"], c["metric"],
+                 _summary_from_dict(c["diff"], 100.0 if c["metric"] == "acc" else 1.0), c["paper"])
+        for c in d.get("contrasts", [])
+    ]  # fmt: skip
+    columns = list(dict.fromkeys(e.column for e in entries))
+    return Table(key, d["title"], d["source"], columns, entries, contrasts, list(d.get("notes", [])))
+
+
+def redraw(summary: str | Path, out_dir: str | Path, keys: list[str] | None = None) -> list[Path]:
+    """Redraw the tables' PNGs from a ``summary.json`` (no runs needed); returns the files written."""
+    tables = json.loads(Path(summary).read_text())["tables"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key in keys or list(tables):
+        fig = plot_table(from_dict(key, tables[key]))
+        fig.savefig(out / f"{key}.png", dpi=110)
+        plt.close(fig)
+        written.append(out / f"{key}.png")
+    return written
 
 
 def write_tables(tables: list[Table], out_dir: str | Path, results: Results | None = None) -> list[Path]:

@@ -21,8 +21,12 @@ def machine_line(report: dict) -> str:
 
 
 def figure(report: dict):
-    """Step time and peak memory against N, and video-loading throughput, in three panels."""
-    fig, axes = plt.subplots(1, 3, figsize=(18, 4.8), gridspec_kw={"width_ratios": [1, 1, 1.7]})
+    """Step time, the share of SKG + SKR in the step against the 1% target, and peak memory against N, and
+    video-loading throughput, in four panels."""
+    fig, axes = plt.subplots(1, 4, figsize=(22, 4.8), gridspec_kw={"width_ratios": [1, 1, 1, 1.7]},
+                             layout="constrained")  # fmt: skip
+    _reasoning_share(axes[1], report.get("reasoning", []))
+    axes = [axes[0], axes[2], axes[3]]
     ax = axes[0]
     for task in sorted({e["task"] for e in report.get("training", [])}):
         rows = sorted((e for e in report["training"] if e["task"] == task), key=lambda e: e["num_clips"])
@@ -56,10 +60,28 @@ def figure(report: dict):
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))])
     ax.set_xticklabels([f"{f} ({s})" for f, s in keys], rotation=45, fontsize=7, ha="right")
     ax.set(ylabel="frames per second", yscale="log", title="loading a siamese sample")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
     fig.suptitle(f"python -m siasamrea.bench on {machine_line(report)}", fontsize=10)
-    fig.tight_layout()
     return fig
+
+
+def _reasoning_share(ax, entries: list[dict]) -> None:
+    """SKG + SKR + L_siamese as a share of the training step against N, with the target (dashed)."""
+    for task in sorted({e["task"] for e in entries}):
+        rows = sorted((e for e in entries if e["task"] == task), key=lambda e: e["num_clips"])
+        n = [e["num_clips"] for e in rows]
+        ax.plot(n, [100 * e["fraction_of_step"] for e in rows], marker="o", label=f"{task} (median)")
+        lo = [100 * e["fraction_range"][0] for e in rows]
+        hi = [100 * e["fraction_range"][1] for e in rows]
+        ax.fill_between(n, lo, hi, alpha=0.2)
+    targets = {e["target_fraction"] for e in entries}
+    for t in targets:
+        ax.axhline(100 * t, color="crimson", ls="--", lw=1.2, label=f"target: ≤ {100 * t:g}% of a step")
+    ax.set_ylim(bottom=0)
+    ax.set(xlabel="clips per video N", ylabel="% of the training step",
+           title="SKG + SKR + L_siamese share of a step")  # fmt: skip
+    if entries:
+        ax.legend(fontsize=8)
 
 
 def _videos(mem: list[dict]) -> str:

@@ -29,7 +29,7 @@ import torch
 
 from siasamrea.bench.timing import round_robin, scale
 from siasamrea.config import Config
-from siasamrea.engine import TrainModule, build_optimizer, linear_warmup_decay
+from siasamrea.engine import TrainModule, build_optimizer, linear_schedule
 from siasamrea.experiment import build_objective
 from siasamrea.losses import clip_probabilities, siamese_loss
 from siasamrea.model import TINY_TEXT, TINY_VISION, ClipBertVQA, ClipOutputs, HeadSpec, ModelConfig
@@ -123,9 +123,7 @@ class StepBench:
         self.module = TrainModule(model, objective)
         self.module.train()
         self.optimizer = build_optimizer(self.module, self.cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_warmup_decay(10_000, self.cfg.optim.warmup_ratio)
-        )
+        self.scheduler = linear_schedule(self.optimizer, 10_000, self.cfg.optim.warmup_ratio)
         self.batch = make_batch(setting, seed) if batch is None else batch
 
     @property

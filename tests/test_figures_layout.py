@@ -1,0 +1,103 @@
+"""The figures' layout, redrawn from the committed results (figures/summary.json, figures/mechanism.json,
+benchmarks/*.json): tick labels do not overlap, legends and notes do not cover the data, a single training
+budget is not drawn on a numeric epochs axis, and the benchmark figure shows the 1% target."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+from conftest import REPO  # noqa: E402
+
+from siasamrea.analysis import mechanism, tables  # noqa: E402
+from siasamrea.bench import figures as bench_figures  # noqa: E402
+
+SUMMARY = REPO / "figures" / "summary.json"
+MECHANISM = REPO / "figures" / "mechanism.json"
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _assert_close(a, b, where: str) -> None:
+    """Equal up to float rounding (values go through % and back)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), where
+        for k in a:
+            _assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-9), where
+    else:
+        assert a == b, where
+
+
+def _check_layout(fig) -> None:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    for ax in axes:
+        labels = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+        for a, b in itertools.combinations(labels, 2):
+            assert not _overlaps(a, b), f"{ax.get_title()}: x tick labels overlap"
+        assert ax.get_legend() is None, f"{ax.get_title()}: a legend inside the axes can cover data"
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        for ax in axes:
+            assert not _overlaps(box, ax.get_window_extent(renderer)), f"the legend covers {ax.get_title()}"
+
+
+@pytest.mark.parametrize("key", json.loads(SUMMARY.read_text())["tables"])
+def test_table_figures_redrawn_from_summary_keep_labels_and_legends_off_the_data(key):
+    d = json.loads(SUMMARY.read_text())["tables"][key]
+    t = tables.from_dict(key, d)
+    _assert_close(json.loads(json.dumps(tables.to_dict(t), default=tables._nan_none)), d, key)
+    fig = tables.plot_table(t)
+    try:
+        _check_layout(fig)
+        # every panel is used: no empty quadrant next to a dataset without paired differences
+        assert all(ax.has_data() for ax in fig.axes)
+    finally:
+        plt.close(fig)
+
+
+def test_budget_figure_single_budget_is_categorical_and_arms_do_not_share_x():
+    source, df = mechanism.budget_from_json(MECHANISM)
+    fig = mechanism.plot_budget_table(df, source)
+    try:
+        _check_layout(fig)
+        for ax in fig.axes:
+            title = ax.get_title()
+            if title.startswith("how2qa") and "compute" not in title:
+                # one budget (6 epochs): the arms side by side, named, not points at x = 6 on a 5.7-6.3 axis
+                assert [t.get_text() for t in ax.get_xticklabels()][0] == "baseline"
+                assert ax.get_xlim()[1] - ax.get_xlim()[0] > 1
+            if title == "msvd-qa: accuracy":
+                xs = [tuple(line.get_xdata()) for line in ax.lines if len(line.get_xdata())]
+                at_six = [x for xs_ in xs for x in xs_ if abs(x - 6) < 0.5]
+                shown = {"baseline", *mechanism.FIGURE_ARMS}
+                arms = set(df[(df["dataset"] == "msvd-qa") & (df["epochs"] == 6)]["base"]) & shown
+                assert len({round(x, 6) for x in at_six}) == len(arms) > 1, "arms at one budget are dodged"
+    finally:
+        plt.close(fig)
+
+
+def test_bench_figure_shows_the_one_percent_target():
+    report = json.loads((REPO / "benchmarks" / "bench-2core-full.json").read_text())
+    fig = bench_figures.figure(report)
+    try:
+        share = next(ax for ax in fig.axes if "share" in ax.get_title())
+        targets = [line for line in share.lines if list(line.get_ydata()) == [1.0, 1.0]]
+        assert targets and targets[0].get_linestyle() == "--"
+        assert "target" in " ".join(t.get_text() for t in share.get_legend().get_texts())
+    finally:
+        plt.close(fig)
