@@ -876,8 +876,10 @@ def plot_budget_table(df: pd.DataFrame, source: str):
     handles += [matplotlib.lines.Line2D([], [], color="0.3", ls="none", marker=_EPOCH_MARKERS[k % 5],
                                         label=f"{e} epochs (compute panel)")
                 for k, e in enumerate(order)]  # fmt: skip
-    note = ("Error bars: 95% Student-t interval over seeds (none with one seed). "
-            "Paper: Table 1, at its own budget.")
+    note = (
+        "Error bars: 95% Student-t interval over seeds (none with one seed). "
+        "Paper: Table 1, at its own budget."
+    )
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=7,
                frameon=False, title=note, title_fontsize=7)  # fmt: skip
     import textwrap

@@ -774,6 +774,7 @@ def to_dict(t: Table) -> dict:
 
 def _summary_from_dict(d: dict, scale: float) -> Summary:
     """Inverse of :meth:`Summary.as_dict` (values back in the engine's units)."""
+
     def un(x):
         return float("nan") if x is None else x / scale
 
