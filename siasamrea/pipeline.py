@@ -65,7 +65,9 @@ def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> d
         raise FileNotFoundError(f"{p}: no params file (run from the repository root)")
     params = yaml.safe_load(p.read_text())
     if "active" not in params:
-        raise KeyError(f"{p}: no 'active' profile (expected 'active: *<profile>')")
+        raise KeyError(
+            f"{p}: no 'active' profile (write one with `python -m siasamrea.profiles use <profile>`)"
+        )
     active = params["active"]
     if profile is not None and active.get("name") != profile:
         raise ValueError(

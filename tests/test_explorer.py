@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from conftest import REPO, synthetic_overrides
 
-from siasamrea import pipeline
+from siasamrea import pipeline, profiles
 from siasamrea.analysis import explorer as ex
 from siasamrea.analysis.figures import draw_reasoning
 
@@ -42,9 +42,7 @@ def repo(synthetic_root, tmp_path_factory) -> Path:
     for rel in ("dvc.yaml", "jupyter_server_config.py", NOTEBOOK):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
-    text = (REPO / "params.yaml").read_text()
-    assert "\nactive: *default" in text
-    (root / "params.yaml").write_text(text.replace("\nactive: *default", "\nactive: *smoke"))
+    (root / "params.yaml").write_text(profiles.params_text("smoke", REPO))
     extra = [f"method.num_clips={CLIPS}", "method.frames_per_clip=3", f"optim.epochs={EPOCHS}",
              "method.variant=siasamrea", "run.analysis_videos=4", "data.train_limit=24"]  # fmt: skip
     args = [
