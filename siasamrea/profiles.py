@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "note: `dvc repro` now writes this profile's results over figures/, metrics/ and\n"
                 "dvc.lock (the committed default's). `python -m siasamrea.profiles use default &&\n"
-                "dvc repro` brings the default back from DVC's run cache without training;\n"
+                "dvc repro` brings the default's training runs back from DVC's run cache;\n"
                 "`make smoke` runs a profile in a separate folder (build/smoke/).",
                 file=sys.stderr,
             )
