@@ -135,6 +135,11 @@ class ModelSection:
     clipbert_checkpoint: str | None = key(
         None, "a ClipBERT .pt state dict to start from (needs model.visual_head: clipbert)"
     )
+    stem: str = key(
+        "imagenet",
+        "imagenet: the ResNet's /4 stem (pretrained checkpoints); small: 3x3 stride 1, no max-pool",
+        choices=("imagenet", "small"),
+    )
     vision_chunk_frames: int | None = key(None, "run the ResNet over this many clip-frames at a time", ge=1)
     checkpoint_vision: bool = key(False, "activation checkpointing of the ResNet (per chunk)")
 
@@ -200,6 +205,12 @@ class EvalConfig:
         None, "null: the anchor clip only (the paper); else mean, max or lse", choices=AGGREGATIONS
     )
     num_clips: int = key(4, "clips of multi-clip inference", ge=1)
+    conditions: list[str] = key(
+        help="after training, also evaluate the last model with: blank (text only), oracle (a clip on the "
+        "evidence), multi_clip (method.num_clips uniform clips, mean) -> instrument.json",
+        factory=list,
+        choices=("blank", "oracle", "multi_clip"),
+    )
     seed: int = key(12345, "anchor positions of evaluation (the same for every run and epoch)")
     batch_size: int = key(32, "videos per process per evaluation batch", ge=1)
 
@@ -436,7 +447,8 @@ def _check_key(name: str, value: Any, meta: typing.Mapping) -> None:
             raise ConfigError(name, f"must be a finite number, got {v}")
     choices = _resolve_choices(meta.get("choices"))
     if choices is not None:
-        _choice(name, value, choices)
+        for v in value if isinstance(value, list) else [value]:  # a list key: each element is a choice
+            _choice(name, v, choices)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     ge, gt, le, lt = (meta.get(k) for k in ("ge", "gt", "le", "lt"))
@@ -523,6 +535,10 @@ def validate(cfg: Config) -> None:
     o = cfg.optim
     if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
         raise ConfigError("optim.betas", f"needs two values in [0, 1), got {o.betas}")
+    if "oracle" in cfg.eval.conditions and not cfg.data.evidence:
+        raise ConfigError("eval.conditions", "'oracle' places a clip on the evidence: set data.evidence")
+    if cfg.model.stem == "small" and (cfg.model.vision_checkpoint or cfg.model.clipbert_checkpoint):
+        raise ConfigError("model.stem", "small replaces the stem a pretrained checkpoint was trained with")
     if cfg.model.clipbert_checkpoint is not None and cfg.model.visual_head != "clipbert":
         raise ConfigError("model.clipbert_checkpoint", "needs model.visual_head: clipbert (its grid encoder)")
     if (cfg.model.vision_chunk_frames or cfg.model.checkpoint_vision) and not cfg.freeze_bn:

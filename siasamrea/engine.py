@@ -36,6 +36,8 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup
 
 from siasamrea import checkpoint as ckpt
+from siasamrea.analysis.evidence import load_evidence
+from siasamrea.conditions import multi_clip_dataset, oracle_dataset
 from siasamrea.config import Config, dump_config, resume_identity
 from siasamrea.data.dataset import collate, item_seed
 from siasamrea.distributed import (
@@ -263,6 +265,8 @@ class Trainer:
                 self._report_epoch(time.perf_counter() - t_start, self.epoch - first_epoch)
         result = {}
         if not stopped:
+            if cfg.eval.conditions:
+                self._evaluate_conditions()  # every rank: evaluation is split across them
             if info.is_main:
                 result = self._finish(time.perf_counter() - t_start)
             self._write_analysis()
@@ -381,10 +385,23 @@ class Trainer:
 
     # -- evaluation ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, task: str, split: str) -> tuple[dict, list[dict]]:
-        """Metrics of one task and split, and the per-question predictions (every rank gets both)."""
+    def evaluate(
+        self,
+        task: str,
+        split: str,
+        dataset=None,
+        blank: bool = False,
+        aggregate: str | None = None,
+        keep_clips: bool = False,
+    ) -> tuple[dict, list[dict]]:
+        """Metrics of one task and split, and the per-question predictions (every rank gets both).
+
+        ``dataset``: other clips of the same questions (siasamrea.conditions); ``blank``: black frames;
+        ``aggregate``: how several clips' logits are combined (default ``eval.multi_clip``); ``keep_clips``:
+        each row also gets every clip's frame indices (``clips``, ``[N][B]``).
+        """
         cfg, info = self.cfg, self.info
-        ds = self.eval_sets[(task, split)]
+        ds = self.eval_sets[(task, split)] if dataset is None else dataset
         task_data = next(t for t in self.tasks if t.name == task)
         sampler = EvalBatchSampler(len(ds), cfg.eval.batch_size, rank=info.rank, world_size=info.world_size)
         loader = _loader(ds, sampler,
@@ -393,11 +410,14 @@ class Trainer:
         rows = []
         for batch in loader:
             b = _to(batch, info.device)
+            if blank:
+                b["frames"] = torch.zeros_like(b["frames"])
             with self.amp:
                 logits = self.model(
                     b["frames"], b["input_ids"], b["attention_mask"], task, b["frame_mask"]
                 ).logits
-            scores = aggregate_clips(logits.float(), cfg.eval.multi_clip if logits.shape[1] > 1 else None)
+            how = aggregate or cfg.eval.multi_clip
+            scores = aggregate_clips(logits.float(), how if logits.shape[1] > 1 else None)
             preds = predictions(self.kinds[task], scores, task_data.count_range)
             for j, i in enumerate(batch["index"].tolist()):
                 r = ds.records[i]
@@ -405,6 +425,7 @@ class Trainer:
                     "index": i, "qid": r.qid, "video_id": r.video_id, "question_type": r.question_type,
                     "target": batch["target"][j].item(), "pred": preds[j].item(),
                     "anchor": batch["clip_indices"][j, 0].tolist(),
+                    **({"clips": batch["clip_indices"][j].tolist()} if keep_clips else {}),
                 })  # fmt: skip
         rows = sorted((r for part in all_gather_objects(rows, info) for r in part), key=lambda r: r["index"])
         metrics = task_metrics(
@@ -429,6 +450,43 @@ class Trainer:
         if self.info.is_main:
             self._write_epochs()
             self._write_predictions(preds, row)
+
+    def _evaluate_conditions(self) -> None:
+        """The last model under each of ``eval.conditions`` (siasamrea.conditions) -> ``instrument.json``.
+
+        Per task and split: the metrics of the anchor protocol and of each condition, and the per-question
+        predictions of each, in the same question order (for paired comparisons).
+        """
+        cfg = self.cfg
+        evidence = load_evidence(cfg.data.evidence) if cfg.data.evidence else {}
+        out = {}
+        for (task, split), ds in self.eval_sets.items():
+            entry = {}
+            missing = None
+            for condition in ("anchor", *cfg.eval.conditions):
+                kwargs = {}
+                if condition == "blank":
+                    kwargs = {"blank": True}
+                elif condition == "oracle":
+                    oracle, missing = oracle_dataset(ds, evidence, ds.clips.frames_for(0))
+                    kwargs = {"dataset": oracle}
+                elif condition == "multi_clip":
+                    clips = multi_clip_dataset(ds, cfg.method.num_clips, cfg.method.frames_per_clip)
+                    kwargs = {"dataset": clips, "aggregate": "mean"}
+                metrics, rows = self.evaluate(task, split, keep_clips=True, **kwargs)
+                entry[condition] = {
+                    "metrics": {k: v for k, v in metrics.items() if k != "per_type"},
+                    "per_type": metrics["per_type"],
+                    "pred": [r["pred"] for r in rows],
+                    "clips": [r["clips"] for r in rows],  # the frames each question was shown
+                }
+            entry["target"] = [r["target"] for r in rows]
+            entry["qid"] = [r["qid"] for r in rows]
+            entry["question_type"] = [r["question_type"] for r in rows]
+            entry["oracle_without_evidence"] = missing
+            out[f"{task}/{split}"] = entry
+        if self.info.is_main:
+            _write_json(self.out / "instrument.json", {"epoch": self.epoch, "kind": self.kinds, "sets": out})
 
     def _write_predictions(self, preds: dict, row: dict) -> None:
         d = self.out / "predictions"

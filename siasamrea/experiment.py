@@ -161,6 +161,7 @@ def model_config(cfg: Config, tasks: list[TaskData], vocab_size: int) -> ModelCo
         max_grid=m.max_grid,
         grid_pool=m.grid_pool,
         visual_head=m.visual_head,
+        stem=m.stem,
         vision_chunk_frames=m.vision_chunk_frames,
         checkpoint_vision=m.checkpoint_vision,
         # ClipBERT normalises 0-255 pixels by the mean only (detectron2's MSRA convention: std 1)

@@ -107,6 +107,11 @@ class ModelConfig:
     # per frame, temporal mean, 2-D positions, a visual token type and LayerNorm, then straight into BERT's
     # encoder. Needed to start from a ClipBERT checkpoint (siasamrea.clipbert).
     visual_head: str = "linear"
+    # "imagenet": the ResNet's own stem (7x7 stride-2 conv + 3x3 stride-2 max-pool: /4), which pretrained
+    # checkpoints expect. "small": a 3x3 stride-1 conv and no max-pool, the CIFAR ResNet stem (He et al.,
+    # 2016, Sec. 4.2) for frames of a few dozen pixels, where /4 leaves an 8-pixel object 2 cells wide and its
+    # silhouette is lost (the embedded benchmark's shape questions: README, "Does the model see?").
+    stem: str = "imagenet"
     # Memory options of the vision pass (same result up to floating-point order, with frozen BatchNorm):
     # the VNT clip-frames go through the ResNet in chunks of this many, each chunk checkpointed if asked.
     vision_chunk_frames: int | None = None
@@ -115,6 +120,8 @@ class ModelConfig:
     def __post_init__(self):
         if self.visual_head not in ("linear", "clipbert"):
             raise ValueError(f"visual_head must be 'linear' or 'clipbert', got {self.visual_head!r}")
+        if self.stem not in ("imagenet", "small"):
+            raise ValueError(f"stem must be 'imagenet' or 'small', got {self.stem!r}")
         self.heads = {k: v if isinstance(v, HeadSpec) else HeadSpec(**v) for k, v in self.heads.items()}
         if not self.heads:
             raise ValueError("ModelConfig.heads is empty: give at least one task head")
@@ -230,6 +237,8 @@ class ClipBertVQA(nn.Module):
             self.vision = ResNetModel.from_pretrained(config.vision_checkpoint, local_files_only=True)
         else:
             self.vision = ResNetModel(ResNetConfig(**config.vision))
+        if config.stem == "small":
+            use_small_stem(self.vision)
         if config.text_checkpoint:
             self.bert = BertModel.from_pretrained(
                 config.text_checkpoint, add_pooling_layer=False, local_files_only=True
@@ -451,6 +460,19 @@ class ClipBertVQA(nn.Module):
         model = cls(ModelConfig(**cfg))
         load_model(model, str(d / "model.safetensors"))
         return model
+
+
+def use_small_stem(resnet: ResNetModel) -> None:
+    """Replace a ``transformers`` ResNet's /4 stem by a 3x3 stride-1 conv without max-pool (in place).
+
+    The grid is then 4x finer per side: ``[F, 3, H, W]`` -> ``[F, C, H/4, W/4]`` with the default three
+    stages (two of them downsampling) instead of ``[F, C, H/16, W/16]``.
+    """
+    conv = resnet.embedder.embedder.convolution
+    resnet.embedder.embedder.convolution = nn.Conv2d(
+        conv.in_channels, conv.out_channels, kernel_size=3, stride=1, padding=1, bias=False
+    )
+    resnet.embedder.pooler = nn.Identity()
 
 
 def _config_kwargs(saved: dict, config_cls) -> dict:

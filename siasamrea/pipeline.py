@@ -6,27 +6,36 @@ editing one variant, re-runs exactly what it changes. A notebook receives its st
 papermill (``dataset``, ``variant``, ``seed``) and calls :func:`finetune_config` & co., which read the
 matching sections of the active profile.
 
+A training stage is one variant of one section (and dataset) with every seed of its section: the seeds run
+as ``launch.parallel_runs`` processes at once (:func:`run_group`), which on a CPU keeps every core busy with
+small models that one process cannot parallelise, and starts one notebook kernel per variant, not per seed.
+
 Run directories (``runs/``)::
 
-    runs/init/                         image-text stand-in (stills) -> initial weights
-    runs/pretrain/<variant>-s<seed>/   TGIF-QA multi-task pretraining, from runs/init
-    runs/finetune/<dataset>-<variant>-s<seed>/   downstream fine-tuning, from runs/pretrain/<init>
+    runs/init/                                 image-text stand-in (stills) -> initial weights
+    runs/pretrain/<variant>/s<seed>/           TGIF-QA multi-task pretraining, from runs/init
+    runs/<section>/<dataset>-<variant>/s<seed>/   downstream fine-tuning (finetune, ablations, budget,
+                                               sweep), from runs/pretrain/<init>
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from siasamrea.config import Config, ConfigError, _build, config_from_dict, dump_config
+from siasamrea.grounding import ground
+from siasamrea.model import TINY_VISION
 from siasamrea.profiles import load_profile
 
 PARAMS_FILE = "params.yaml"
@@ -135,14 +144,42 @@ def _finish(values: dict, validate: bool) -> Config:
     return config_from_dict(values) if validate else _build(Config, values, "")
 
 
+GROUNDING_DIR = "runs/grounding"
+
+
+def grounding_epochs(params: dict) -> int:
+    """Epochs of visual grounding before the init stage (``init.grounding.epochs``; 0: none)."""
+    return int(((params["init"] or {}).get("grounding") or {}).get("epochs", 0))
+
+
 def init_config(params: dict, validate: bool = True) -> Config:
-    """The image-text stand-in (stills) run that makes the initial weights."""
+    """The image-text stand-in (stills) run that makes the initial weights (from the grounded ResNet, when
+    ``init.grounding`` is on: :func:`run_grounding`)."""
     stage = params["init"]
-    return _finish(_base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage), validate)
+    cfg = _base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage)
+    if grounding_epochs(params):
+        cfg["model"]["init_from"] = GROUNDING_DIR
+    return _finish(cfg, validate)
+
+
+def run_grounding(params: dict) -> list[dict]:
+    """Train the ResNet on the stills' caption attributes into :data:`GROUNDING_DIR` (siasamrea.grounding)."""
+    g, init = params["init"]["grounding"], params["init"]
+    stills = dataset_section(params, init["dataset"])
+    model = params.get("model", {})
+    return ground(
+        stills["root"], stills["cache"], GROUNDING_DIR, vision={**TINY_VISION, **(model.get("vision") or {})},
+        stem=model.get("stem", "imagenet"), epochs=g["epochs"], lr=g["lr"], seed=init.get("seed", 0),
+    )  # fmt: skip
 
 
 def pretrain_dir(variant: str, seed: int) -> str:
-    return f"runs/pretrain/{variant}-s{seed}"
+    return f"{group_dir('pretrain', None, variant)}/s{seed}"
+
+
+def group_dir(section: str, dataset: str | None, variant: str) -> str:
+    """The directory of one training stage: its seeds' run directories ``s<seed>/``."""
+    return f"runs/pretrain/{variant}" if section == "pretrain" else f"runs/{section}/{dataset}-{variant}"
 
 
 def pretrain_config(params: dict, variant: str, seed: int, validate: bool = True) -> Config:
@@ -159,7 +196,7 @@ FINETUNE_SECTIONS = ("finetune", "ablations", "budget")
 
 
 def finetune_dir(section: str, dataset: str, variant: str, seed: int) -> str:
-    return f"runs/{section}/{dataset}-{variant}-s{seed}"
+    return f"{group_dir(section, dataset, variant)}/s{seed}"
 
 
 def finetune_config(
@@ -180,6 +217,50 @@ def finetune_config(
     init = stage.get("init_from")
     if init:
         cfg["model"]["init_from"] = init
+    return _finish(cfg, validate)
+
+
+SWEEP = "sweep"
+
+
+def sweep_points(params: dict) -> dict[str, dict]:
+    """The regime sweep's points: ``{point: {"evidence_scale": f} | {"train_limit": n}}``.
+
+    ``sweep.evidence`` points fine-tune on data generated with that evidence scale (``data/sweep/<point>``);
+    ``sweep.train_limits`` points on the first n training questions of the default data. The reference point
+    (scale 1, every training question) is the fine-tuning and ablation runs themselves.
+    """
+    sw = params.get(SWEEP) or {}
+    points = {p: {"evidence_scale": float(v)} for p, v in (sw.get("evidence") or {}).items()}
+    points.update({p: {"train_limit": int(v)} for p, v in (sw.get("train_limits") or {}).items()})
+    return points
+
+
+def sweep_data_dir(point: str) -> str:
+    """Where an evidence point's data is generated (its dataset, cache and evidence under it)."""
+    return f"data/sweep/{point}"
+
+
+def sweep_config(params: dict, point: str, variant: str, seed: int, validate: bool = True) -> Config:
+    """One run of the regime sweep: ``sweep.dataset`` fine-tuned as the ``finetune`` section does, with the
+    point's data (evidence points) or training-set size (train-limit points)."""
+    points = sweep_points(params)
+    if point not in points:
+        raise KeyError(f"params: sweep has no point {point!r} (known: {sorted(points)})")
+    ds, stage = params[SWEEP]["dataset"], params["finetune"]
+    cfg = _base_config(params, ds, finetune_dir(SWEEP, point, variant, seed), seed, stage)
+    cfg = _merge(cfg, stage.get("datasets", {}).get(ds, {}).get("config"))
+    cfg = _merge(cfg, _variant(params, SWEEP, variant))
+    p = points[point]
+    if "evidence_scale" in p:
+        root = sweep_data_dir(point)
+        cfg["data"].update(
+            root=f"{root}/{ds}", cache=f"{root}/cache/{ds}", evidence=f"{root}/{ds}/evidence.jsonl"
+        )
+    else:
+        cfg["data"]["train_limit"] = p["train_limit"]
+    if stage.get("init_from"):
+        cfg["model"]["init_from"] = stage["init_from"]
     return _finish(cfg, validate)
 
 
@@ -206,7 +287,21 @@ def stage_config(
         return pretrain_config(params, variant, seed, validate)
     if stage in FINETUNE_SECTIONS:
         return finetune_config(params, dataset, variant, seed, section=stage, validate=validate)
+    if stage == SWEEP:
+        return sweep_config(params, dataset, variant, seed, validate=validate)
     raise ValueError(f"unknown stage {stage!r}")
+
+
+def stage_configs(
+    params: dict, stage: str, *, dataset: str | None = None, variant: str | None = None, validate: bool = True
+) -> list[Config]:
+    """Every seed's configuration of a training stage (``init``: one run, or none when disabled)."""
+    if stage == "init":
+        cfg = stage_config(params, "init", validate=validate)
+        return [] if cfg is None else [cfg]
+    seeds = params[stage].get("seeds", [0])
+    return [stage_config(params, stage, dataset=dataset, variant=variant, seed=int(s), validate=validate)
+            for s in seeds]  # fmt: skip
 
 
 # -- running -------------------------------------------------------------------------------------------
@@ -230,6 +325,50 @@ def run_training(cfg: Config, *, nproc: int = 1, fresh: bool = True) -> dict:
                "-m", "siasamrea.train", "--config", str(out / "launch.yaml")]  # fmt: skip
         subprocess.run(cmd, check=True, env={**os.environ})
     return json.loads((out / "metrics.json").read_text())
+
+
+def _run_subprocess(cfg: Config) -> dict:
+    """One run in its own process (``python -m siasamrea.train --config``), from scratch."""
+    out = Path(cfg.run.out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    dump_config(cfg, out / "launch.yaml")
+    cmd = [sys.executable, "-m", "siasamrea.train", "--config", str(out / "launch.yaml")]
+    subprocess.run(cmd, check=True, env={**os.environ})
+    return json.loads((out / "metrics.json").read_text())
+
+
+def run_group(configs: list[Config], params: dict) -> list[dict]:
+    """Train every configuration of a stage (its seeds) from scratch; returns their metrics in order.
+
+    ``launch.parallel_runs`` > 1 (and one process per run): that many runs at once, each in its own process
+    with ``run.threads // parallel_runs`` threads (at least 1); a lone run keeps every thread. Otherwise one
+    after the other, each as :func:`run_training` launches it (torchrun when ``nproc_per_node`` > 1).
+    """
+    launch = params["launch"]
+    parallel = min(int(launch.get("parallel_runs", 1)), len(configs))
+    if parallel <= 1 or launch["nproc_per_node"] > 1:
+        return [run_training(c, nproc=launch["nproc_per_node"]) for c in configs]
+    threads = max(1, (configs[0].run.threads or os.cpu_count() or 1) // parallel)
+    configs = [dataclasses.replace(c, run=dataclasses.replace(c.run, threads=threads)) for c in configs]
+    with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
+        return list(pool.map(_run_subprocess, configs))
+
+
+def run_stage_group(params: dict, stage: str, dataset: str | None = None, variant: str | None = None) -> dict:
+    """Run a DVC training stage: every seed (:func:`run_group`), then its metrics for DVC. Returns
+    ``{run_dir: metrics}``."""
+    if stage == "init" and params["init"].get("enabled", True) and grounding_epochs(params):
+        shutil.rmtree(GROUNDING_DIR, ignore_errors=True)
+        run_grounding(params)
+    configs = stage_configs(params, stage, dataset=dataset, variant=variant)
+    if not configs:  # a disabled init
+        return {"runs/init": run_stage(None, params, stage)}
+    results = run_group(configs, params)
+    group = group_dir(stage, dataset, variant) if stage != "init" else configs[0].run.out_dir
+    export_metrics(group, [c.run.out_dir for c in configs])
+    return {c.run.out_dir: m for c, m in zip(configs, results, strict=True)}
 
 
 def run_stage(cfg: Config | None, params: dict, stage: str) -> dict:
@@ -260,13 +399,14 @@ HEADLINE_SPLIT = {"msvd-qa": "test", "msrvtt-qa": "test", "tgif-qa": "test", "ac
 
 
 def headline_metrics(metrics: dict) -> dict:
-    """A run's headline numbers for ``dvc metrics show`` / ``dvc exp show``: the best-epoch value on the
+    """A run's headline numbers for ``dvc metrics show`` / ``dvc exp show``: the last-epoch value on the
     headline split (accuracy in %, count as MSE).
 
-    A single-task run gives ``{"acc", "epoch", "last"}`` (best, its epoch, last epoch); a multi-task run
-    (init, pretraining) the best value per task (``{"action": ..., "count_mse": ...}``), so the table keeps
-    a few columns. The full metrics (every split and question type) stay in the run's ``metrics.json``:
-    exporting them gave ``dvc exp show`` over 1,800 columns."""
+    A single-task run gives ``{"acc": last, "best": best epoch's}`` (the best epoch on the reported split is
+    the paper's protocol, kept beside the headline); a multi-task run (init, pretraining) the last value per
+    task (``{"action": ..., "count_mse": ...}``), so the table keeps a few columns. The full metrics (every
+    split and question type) stay in the run's ``metrics.json``: exporting them gave ``dvc exp show`` over
+    1,800 columns."""
     if "skipped" in metrics:
         return {}
     per_task = {}
@@ -278,19 +418,32 @@ def headline_metrics(metrics: dict) -> dict:
         name = "mse" if "mse" in (best or last) else "acc"
         scale = 100.0 if name == "acc" else 1.0
         value = lambda e, n=name, k=scale: None if e.get(n) is None else round(e[n] * k, 2)  # noqa: E731
-        per_task[task] = (name, value(best), best.get("epoch"), value(last))
+        per_task[task] = (name, value(last), value(best))
     if len(per_task) == 1:
-        name, best, epoch, last = next(iter(per_task.values()))
-        return {name: best, "epoch": epoch, "last": last}
-    return {(t if name == "acc" else f"{t}_{name}"): best for t, (name, best, _, _) in per_task.items()}
+        name, last, best = next(iter(per_task.values()))
+        return {name: last, "best": best}
+    return {(t if name == "acc" else f"{t}_{name}"): last for t, (name, last, _) in per_task.items()}
 
 
-def export_metrics(run_dir: str | Path) -> None:
-    """Write the run's headline metrics (:func:`headline_metrics`) under ``metrics/`` for DVC."""
+def group_headline(runs: list[dict]) -> dict:
+    """The seeds' mean of each headline number (:func:`headline_metrics`) and how many seeds there are."""
+    heads = [h for h in map(headline_metrics, runs) if h]
+    if not heads:
+        return {}
+    out = {}
+    for key in heads[0]:
+        values = [h[key] for h in heads if h.get(key) is not None]
+        out[key] = round(sum(values) / len(values), 2) if values else None
+    return {**out, "seeds": len(heads)}
+
+
+def export_metrics(run_dir: str | Path, runs: list[str | Path] | None = None) -> None:
+    """Write headline metrics under ``metrics/`` for DVC: of one run, or (``runs``) the seeds' mean of a
+    stage's runs, at the stage directory's path (:func:`metrics_path`)."""
     dst = metrics_path(run_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    dst.write_text(json.dumps(headline_metrics(metrics), indent=1) + "\n")
+    metrics = [json.loads((Path(r) / "metrics.json").read_text()) for r in (runs or [run_dir])]
+    dst.write_text(json.dumps(group_headline(metrics), indent=1) + "\n")
 
 
 def metrics_markdown(metrics: dict) -> str:

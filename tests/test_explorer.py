@@ -31,7 +31,7 @@ from siasamrea.analysis.figures import draw_reasoning
 matplotlib.use("Agg")
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-RUN = "runs/finetune/msvd-qa-siasamrea-s0"  # the smoke profile's figures.explorer_run
+RUN = "runs/finetune/msvd-qa-siasamrea/s0"  # the smoke profile's figures.explorer_run
 NOTEBOOK = "notebooks/affinity_explorer.ipynb"
 EPOCHS, CLIPS = 2, 5
 

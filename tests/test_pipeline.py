@@ -134,7 +134,7 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     proc = _run([str(BIN / "dvc"), "repro"], repo)
     rerun = {"ablations@msvd-qa-no_w1-0", "curves", "tables", "mechanism", "explorer"}
     assert _stages_run(proc.stdout) == rerun
-    run = repo / "runs" / "ablations" / "msvd-qa-no_w1-s0"
+    run = repo / "runs" / "ablations" / "msvd-qa-no_w1" / "s0"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"]["omega"] == 0.4 and cfg["method"]["learn_w1"] is False
 

@@ -129,7 +129,7 @@ def test_data_stage_reads_the_release_layout(finetuned):
 
 def test_finetuning_decodes_real_videos_with_the_pretrained_text_encoder(finetuned):
     root, _, _ = finetuned
-    run = root / "runs/finetune/how2qa-siasamrea-s0"
+    run = root / "runs/finetune/how2qa-siasamrea/s0"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["data"]["cache"] is None and cfg["data"]["num_workers"] == 1 and cfg["data"]["resize"] == "pad"
     assert cfg["model"]["visual_head"] == "clipbert" and cfg["data"]["tokenizer"] == str(MINILM)
@@ -145,7 +145,7 @@ def test_finetuning_decodes_real_videos_with_the_pretrained_text_encoder(finetun
     assert all(int(start * fps) <= i < end * fps + 1 for i in preds[1]["anchor"])  # bikeX_0_60: 5.0-9.9 s
     assert video_size(root / "data/real/how2qa/videos/bikeX_0_60.mp4") == (272, 640)
     msvd = json.loads(
-        (root / "runs/finetune/msvd-qa-siasamrea-s0/predictions/msvd-qa_test_last.json").read_text()
+        (root / "runs/finetune/msvd-qa-siasamrea/s0/predictions/msvd-qa_test_last.json").read_text()
     )
     assert len(msvd["rows"]) == len(MSVD_QA["test"])
     assert [r["target"] for r in msvd["rows"]][-1] == -1  # "sleep" is not a training answer

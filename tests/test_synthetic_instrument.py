@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import stats
 
-from siasamrea.analysis.vision_probe import parse_description
+from siasamrea.grounding import parse_description
 from siasamrea.sampling import sample_clips
 from siasamrea.synthetic import benchmark
 from siasamrea.synthetic.benchmark import (

@@ -44,7 +44,8 @@ def test_overlays_say_only_what_they_change_and_compose_deeply():
     assert "stills" not in paper["data"]["datasets"] and paper["model"]["visual_head"] == "clipbert"
     assert paper["model"]["vision"]["depths"] == [3, 4, 6, 3]  # ResNet-50, replacing the tiny default's
     assert paper["pretrain"]["seeds"] == default["pretrain"]["seeds"]  # merged, not re-spelled
-    assert paper["ablations"] == default["ablations"]
+    assert paper["ablations"]["seeds"] == default["ablations"]["seeds"]  # merged: adds variants only
+    assert set(paper["ablations"]["variants"]) > set(default["ablations"]["variants"]) | {"no_w1"}
     # the overlay files are short: they do not re-spell whole blocks
     for name in ("smoke", "paper"):
         lines = (REPO / "profiles" / f"{name}.yaml").read_text().count("\n")
@@ -109,14 +110,17 @@ FULL = {
 }  # fmt: skip
 
 
-def test_headline_metrics_are_the_headline_split_in_percent():
-    assert pipeline.headline_metrics(FULL) == {"acc": 31.02, "epoch": 3, "last": 29.7}
+def test_headline_metrics_are_the_last_epoch_on_the_headline_split_in_percent():
+    assert pipeline.headline_metrics(FULL) == {"acc": 29.7, "best": 31.02}
     multi = {
         "best": {"action": {"test": {"acc": 0.2, "epoch": 5}}, "count": {"test": {"mse": 1.76, "epoch": 8}}},
         "last": {"action": {"test": {"acc": 0.18, "epoch": 8}}, "count": {"test": {"mse": 1.8, "epoch": 8}}},
     }
-    assert pipeline.headline_metrics(multi) == {"action": 20.0, "count_mse": 1.76}
+    assert pipeline.headline_metrics(multi) == {"action": 18.0, "count_mse": 1.8}
     assert pipeline.headline_metrics({"skipped": "init is disabled"}) == {}
+    other = {**FULL, "last": {"msvd-qa": {"test": {"acc": 0.3, "epoch": 6}}}}
+    assert pipeline.group_headline([FULL, other]) == {"acc": 29.85, "best": 31.02, "seeds": 2}
+    assert pipeline.group_headline([{"skipped": "init is disabled"}]) == {}
 
 
 def test_committed_metrics_are_short():
@@ -140,11 +144,11 @@ def _write_epochs(path: Path, rows: list[dict]) -> None:
 
 def test_curves_take_the_headline_accuracy_of_every_listed_run(tmp_path):
     params = profiles.load_profile("smoke", REPO)
-    _write_epochs(tmp_path / "runs" / "finetune" / "msvd-qa-baseline-s0", [
+    _write_epochs(tmp_path / "runs" / "finetune" / "msvd-qa-baseline" / "s0", [
         {"epoch": 1, "step": 3, "msvd-qa_test_acc": 0.25, "msvd-qa_test_acc_who": 0.9, "msvd-qa_val_acc": .5},
         {"epoch": 2, "step": 6, "msvd-qa_test_acc": 0.3, "msvd-qa_test_acc_who": 0.1, "msvd-qa_val_acc": .6},
     ])  # fmt: skip
-    _write_epochs(tmp_path / "runs" / "pretrain" / "siasamrea-s0", [
+    _write_epochs(tmp_path / "runs" / "pretrain" / "siasamrea" / "s0", [
         {"epoch": 1, "step": 3, "action_test_acc": 0.2, "count_test_mse": 2.0, "frameqa_test_acc": 0.4},
     ])  # fmt: skip
     rows, missing = curves.curve_rows(params, tmp_path)
@@ -154,7 +158,7 @@ def test_curves_take_the_headline_accuracy_of_every_listed_run(tmp_path):
     )
     pre = {r["panel"]: r["acc"] for r in rows if r["panel"].startswith("pretrain")}
     assert pre == {"pretrain: action (test)": 20.0, "pretrain: frameqa (test)": 40.0}, "count (MSE) left out"
-    assert "runs/init" in missing and "runs/finetune/how2qa-skr-s0" in missing
+    assert "runs/init" in missing and "runs/finetune/how2qa-skr/s0" in missing
     assert len(missing) == len(curves._refs(params)) - 2
 
 

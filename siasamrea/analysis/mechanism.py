@@ -577,23 +577,6 @@ def accuracy_markdown(rep: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sparsity_markdown(rep: Report) -> str:
-    lines = [
-        "### Where the gain comes from: the gap against evidence sparsity",
-        "",
-        f"**{rep.source}**",
-        "",
-        "Gap = variant − baseline trained with the same budget, paired over seeds (95% t-interval). "
-        "Sparsity: the evidence category of the question and terciles of the share of the video where "
-        "the answer is fully visible.",
-    ]
-    lines += _gap_table(rep.by_category, "By evidence category", "category")
-    lines += _gap_table(rep.by_visibility, "By visibility tercile", "visibility tercile")
-    lines += ["", "#### Findings (SiaSamRea and the controls vs the baseline, by category)", ""]
-    lines += _findings(rep.by_category)
-    return "\n".join(lines) + "\n"
-
-
 def _findings(df: pd.DataFrame) -> list[str]:
     out = []
     if df.empty:
@@ -901,73 +884,6 @@ def _errs(summaries) -> list[float] | None:
     return errs if any(errs) else None
 
 
-def plot_sparsity(rep: Report):
-    import matplotlib.pyplot as plt
-
-    datasets = _datasets(rep.by_category)
-    fig, axes = plt.subplots(
-        max(1, len(datasets)), 3, figsize=(17, 4.4 * max(1, len(datasets)) + 1), squeeze=False
-    )
-    for i, ds in enumerate(datasets):
-        for j, (df, title) in enumerate(
-            (
-                (rep.by_category, "evidence category"),
-                (rep.by_visibility, "visibility tercile (sparsest first)"),
-            )
-        ):
-            ax = axes[i, j]
-            g = _finetune_arms(df[df["dataset"] == ds])
-            g = g[~g["is_baseline"]]
-            bins = _ordered_bins(g["bin"].unique(), "category" if j == 0 else "visibility")
-            names = list(dict.fromkeys(g["base"]))
-            for k, base in enumerate(names):
-                a = g[g["base"] == base].set_index("bin")
-                xs = [bins.index(b) + (k - (len(names) - 1) / 2) * 0.12 for b in bins if b in a.index]
-                ax.errorbar(
-                    xs,
-                    [a.loc[b, "gap"].mean * 100 for b in bins if b in a.index],
-                    yerr=_errs([a.loc[b, "gap"] for b in bins if b in a.index]),
-                    marker="o",
-                    ls="-",
-                    capsize=3,
-                    color=ARM_COLORS.get(base),
-                    label=ARM_LABELS.get(base, base),
-                )
-            ax.set_xticks(range(len(bins)), [b.replace(": ", "\n") for b in bins], fontsize=7)
-            ax.axhline(0, color="k", lw=0.8)
-            ax.set(ylabel="gap to baseline (points)")
-            ax.set_title(f"{ds}: gap by {title} (fine-tuning budget)", fontsize=9)
-            pg = _paper_gap(ds)
-            if pg is not None:
-                ax.axhline(pg, color="0.5", ls="--", lw=1, label=f"paper overall Δ ({pg:+.1f})")
-            ax.legend(fontsize=7)
-        ax = axes[i, 2]
-        g = rep.by_category[(rep.by_category["dataset"] == ds) & (rep.by_category["base"] == "siasamrea")]
-        bins = [b for b in ev.CATEGORIES if b in set(g["bin"])]
-        for epochs, a in g.groupby("epochs"):
-            a = a.set_index("bin")
-            ax.errorbar(
-                [bins.index(b) for b in bins if b in a.index],
-                [a.loc[b, "gap"].mean * 100 for b in bins if b in a.index],
-                yerr=_errs([a.loc[b, "gap"] for b in bins if b in a.index]),
-                marker="o",
-                capsize=3,
-                label=f"{epochs} epochs",
-            )
-        ax.set_xticks(range(len(bins)), bins, fontsize=8)
-        ax.axhline(0, color="k", lw=0.8)
-        ax.set(ylabel="SiaSamRea − baseline (points)")
-        ax.set_title(f"{ds}: SiaSamRea gap by category, per training budget", fontsize=9)
-        ax.legend(fontsize=7)
-    _suptitle(
-        fig,
-        "Where the gain comes from: evidence sparsity (best-epoch predictions, anchor-only evaluation)",
-        rep.source,
-    )
-    fig.tight_layout(rect=(0, 0.02, 1, 0.92))
-    return fig
-
-
 def report_json(rep: Report) -> dict:
     """Every number of the mechanism analysis (rates as fractions, accuracies and gaps in %)."""
     return {
@@ -994,8 +910,6 @@ REPORT_FILES = (
     "accuracy_by_evidence.png",
     "gain_vs_budget.md",
     "gain_vs_budget.png",
-    "gain_vs_sparsity.md",
-    "gain_vs_sparsity.png",
     "mechanism.json",
 )
 
@@ -1010,7 +924,6 @@ def write_report(rep: Report, params: dict, out_dir: str | Path) -> list[Path]:
         "evidence_containment": (containment_markdown(rep), plot_containment),
         "accuracy_by_evidence": (accuracy_markdown(rep), plot_accuracy),
         "gain_vs_budget": (budget_markdown(rep, params), plot_budget),
-        "gain_vs_sparsity": (sparsity_markdown(rep), plot_sparsity),
     }
     for name, (md, plot) in parts.items():
         (out / f"{name}.md").write_text(md)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from siasamrea import pipeline
 
-SECTIONS = ("pretrain", *pipeline.FINETUNE_SECTIONS)
+SECTIONS = ("pretrain", *pipeline.FINETUNE_SECTIONS, pipeline.SWEEP)
 
 #: The split each dataset's headline number is reported on: the test sets, and "the public val set of
 #: How2QA" (paper, Table 4) since How2QA's test set is hidden.
@@ -64,6 +64,8 @@ class Results:
 def _section_datasets(params: dict, section: str) -> list[str]:
     if section == "pretrain":
         return [params["pretrain"]["dataset"]]
+    if section == pipeline.SWEEP:  # the sweep's "datasets" are its points
+        return list(pipeline.sweep_points(params))
     datasets = params[section].get("datasets") or []
     return list(datasets) if isinstance(datasets, (list, tuple)) else list(datasets.keys())
 

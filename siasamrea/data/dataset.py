@@ -10,6 +10,7 @@ same anchor clips.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ class VideoQADataset(Dataset):
         self.report.used = len(kept)
         self.frames, self.clips, self.vocab = frames, clips, vocab
         self.train, self.seed, self.epoch = train, seed, 0
+        self.fixed_clips: list[torch.Tensor] | None = None  # see with_clips
         counts = frames.count_all([str(r.video_path) for r in kept])
         self.num_frames = [counts[str(r.video_path)] for r in kept]
         self.ranges = [self._frame_range(r, n) if use_span else (0, n)
@@ -207,10 +209,25 @@ class VideoQADataset(Dataset):
         seed = item_seed(self.seed, self.epoch, i) if self.train else item_seed(self.seed, i)
         return torch.Generator().manual_seed(seed)
 
+    def with_clips(self, clips: ClipSpec | list[torch.Tensor]) -> VideoQADataset:
+        """The same questions with other clips: a ``ClipSpec``, or fixed ``[N, B]`` frame indices per question
+        (absolute, e.g. an oracle clip on the evidence). Evaluation conditions of the instrument use it."""
+        other = copy.copy(self)
+        if isinstance(clips, ClipSpec):
+            other.clips, other.fixed_clips = clips, None
+        else:
+            if len(clips) != len(self.records):
+                raise ValueError(f"{len(clips)} fixed clips for {len(self.records)} questions")
+            other.fixed_clips = list(clips)
+        return other
+
     def __getitem__(self, i: int) -> dict:
         r, n = self.records[i], self.num_frames[i]
         lo, hi = self.ranges[i]
-        idx = self.clips.indices(hi - lo, self.generator(i)) + lo  # [N, B], within the question's span
+        if self.fixed_clips is not None:
+            idx = self.fixed_clips[i]
+        else:
+            idx = self.clips.indices(hi - lo, self.generator(i)) + lo  # [N, B], within the question's span
         return {
             "frames": self.frames.read(r.video_path, idx),
             "frame_mask": torch.ones(idx.shape, dtype=torch.bool),

@@ -96,6 +96,30 @@ def prepare(params: dict, *, progress: bool = False) -> dict:
     return summary
 
 
+def prepare_sweep(params: dict, root: str | Path, evidence_scale: float) -> dict:
+    """The data of one evidence point of the regime sweep (``sweep.evidence``): ``sweep.dataset`` alone,
+    generated with ``evidence_scale`` and ``sweep.synth``'s sizes under ``root``, and its frame cache. The
+    other sets get one video each (the generator needs them); the default tokenizer is used (the vocabulary
+    is the domains', the same at every scale)."""
+    from siasamrea.synthetic.benchmark import COUNT_FIELDS, SynthConfig, generate
+
+    sw, data, root = params["sweep"], params["data"], Path(root)
+    sizes = {k: 1 for k in COUNT_FIELDS} | dict(sw.get("synth") or {})
+    synth = {**data["synth"], **sizes, "evidence_scale": evidence_scale, "tgif_format": "mp4"}
+    summary = {
+        "evidence_scale": evidence_scale,
+        "synthetic": generate(SynthConfig(**synth), root, progress=False),
+    }
+    ds = sw["dataset"]
+    d = data["datasets"][ds]
+    videos = sorted((root / ds / d.get("video_folder", "videos")).glob("*.mp4"))
+    summary["frame_cache"] = build_frame_cache(
+        videos, root / "cache" / ds, data["frame_size"], workers=data.get("workers", 2)
+    )
+    (root / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
 def headline(summary: dict) -> dict:
     """The few numbers of the data stage worth a DVC metric: the frame filter and the split sizes."""
     out: dict = {k: summary[k] for k in ("frame_filter", "convert_gifs") if k in summary}

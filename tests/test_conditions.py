@@ -1,0 +1,182 @@
+"""The instrument's evaluation conditions (siasamrea.conditions, ``eval.conditions``) and its table.
+
+A baseline trained briefly on the session's synthetic MSVD-QA-like set is evaluated by the engine under every
+condition; each condition's predictions are recomputed here from the saved model, with frames, clips and
+evidence read independently of the engine: black frames, a clip spread over the video's longest core
+evidence range, and the mean of uniformly spaced clips' logits.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import synthetic_overrides
+
+from siasamrea.analysis import instrument
+from siasamrea.analysis.evidence import Evidence
+from siasamrea.analysis.results import Results, RunRef, run_rows
+from siasamrea.conditions import oracle_clip
+from siasamrea.config import ConfigError, load_config
+from siasamrea.data.frames import CachedFrames
+from siasamrea.data.records import QARecord, TaskKind
+from siasamrea.data.tokenization import load_tokenizer
+from siasamrea.experiment import load_tasks
+from siasamrea.model import ClipBertVQA
+from siasamrea.train import train
+
+FRAMES = 4
+CLIPS = 3
+
+
+@pytest.fixture(scope="module")
+def run(synthetic_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("conditions") / "msvd-qa-baseline-s0"
+    overrides = synthetic_overrides(
+        synthetic_root, "msvd-qa", out,
+        "method.variant=baseline", f"method.frames_per_clip={FRAMES}", f"method.num_clips={CLIPS}",
+        "optim.epochs=2", "optim.lr=2e-3", "run.analysis_videos=0",
+        'eval.conditions=["blank", "oracle", "multi_clip"]',
+    )  # fmt: skip
+    train(load_config(None, overrides))
+    return out
+
+
+def _uniform(num_frames: int, clips: int, per_clip: int) -> torch.Tensor:
+    n = clips * per_clip
+    return torch.tensor([math.floor((k + 0.5) * num_frames / n) for k in range(n)]).view(clips, per_clip)
+
+
+def _evidence(path: Path) -> dict[str, dict]:
+    return {r["video_id"]: r for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def test_each_condition_is_what_it_says(run, synthetic_root):
+    inst = json.loads((run / "instrument.json").read_text())
+    entry = inst["sets"]["msvd-qa/test"]
+    last = json.loads((run / "predictions" / "msvd-qa_test_last.json").read_text())["rows"]
+    assert entry["anchor"]["pred"] == [r["pred"] for r in last]  # the anchor condition is the run's own
+    assert entry["qid"] == [r["qid"] for r in last]
+
+    cfg = load_config(run / "config.yaml")
+    (task,) = load_tasks(cfg)
+    records = task.eval["test"]
+    frames = CachedFrames(synthetic_root / "cache32" / "msvd-qa")
+    tok = load_tokenizer(synthetic_root / "tokenizer")
+    model = ClipBertVQA.from_pretrained(run / "model").eval()
+    evidence = _evidence(synthetic_root / "msvd-qa" / "evidence.jsonl")
+    anchors = [torch.tensor([r["anchor"]]) for r in last]
+
+    def predict(clips: list[torch.Tensor], blank: bool = False) -> list[int]:
+        out = []
+        with torch.no_grad():
+            for i, r in enumerate(records):
+                pixels = frames.read(r.video_path, clips[i])[None]
+                if blank:
+                    pixels = torch.zeros_like(pixels)
+                enc = tok([r.question], return_tensors="pt")
+                logits = model(pixels, enc["input_ids"], enc["attention_mask"], "msvd-qa").logits  # [1, N, K]
+                out.append(int(logits.mean(1).argmax(-1)))
+        return out
+
+    oracle = []
+    for r in records:
+        core = evidence[r.video_id]["core"]
+        lo, hi = max(core, key=lambda c: c[1] - c[0])
+        oracle.append(torch.tensor([[round(lo + (hi - lo) * k / (FRAMES - 1)) for k in range(FRAMES)]]))
+    uniform = [_uniform(frames.num_frames(r.video_path), CLIPS, FRAMES) for r in records]
+    # the frames each condition showed, recomputed here
+    assert entry["anchor"]["clips"] == entry["blank"]["clips"] == [[a] for a in (r["anchor"] for r in last)]
+    assert entry["oracle"]["clips"] == [c.tolist() for c in oracle]
+    assert entry["multi_clip"]["clips"] == [c.tolist() for c in uniform]
+    assert entry["oracle"]["clips"] != entry["anchor"]["clips"]
+    assert entry["blank"]["pred"] != entry["anchor"]["pred"]  # black frames change some answers
+    assert predict(anchors) == entry["anchor"]["pred"]
+    assert predict(anchors, blank=True) == entry["blank"]["pred"]
+    assert predict(oracle) == entry["oracle"]["pred"]
+    assert predict(uniform) == entry["multi_clip"]["pred"]
+    assert entry["oracle_without_evidence"] == 0
+    for condition in ("anchor", "blank", "oracle", "multi_clip"):
+        hits = [p == t for p, t in zip(entry[condition]["pred"], entry["target"], strict=True)]
+        assert entry[condition]["metrics"]["acc"] == pytest.approx(sum(hits) / len(hits))
+    # black frames: the prediction can depend on the question only
+    by_question = {}
+    for r, p in zip(records, entry["blank"]["pred"], strict=True):
+        assert by_question.setdefault(r.question, p) == p
+
+
+def test_the_table_reads_the_runs(run, synthetic_root):
+    ref = RunRef("finetune", "msvd-qa", "baseline", 0, str(run))
+    metrics = json.loads((run / "metrics.json").read_text())
+    results = Results(pd.DataFrame(run_rows(ref, metrics)), [ref])
+    params = {
+        "name": "test",
+        "data": {"source": "synthetic", "datasets": {"msvd-qa": {"eval_splits": ["val", "test"]}}},
+        "finetune": {"datasets": {"msvd-qa": {}}, "variants": {"baseline": {}}},
+    }
+    (row,) = instrument.instrument_rows(params, results, root="/")
+    entry = json.loads((run / "instrument.json").read_text())["sets"]["msvd-qa/test"]
+    last = json.loads((run / "predictions" / "msvd-qa_test_last.json").read_text())["rows"]
+    evidence = _evidence(synthetic_root / "msvd-qa" / "evidence.jsonl")
+    covered = [
+        any(a <= f <= b for f in r["anchor"] for a, b in evidence[r["video_id"]]["core"]) for r in last
+    ]
+    correct = {c: [p == t for p, t in zip(entry[c]["pred"], entry["target"], strict=True)]
+               for c in ("anchor", "blank", "oracle", "multi_clip")}  # fmt: skip
+    assert row["questions"] == len(last)
+    assert row["anchor coverage"].mean == pytest.approx(100 * sum(covered) / len(covered))
+    assert row["baseline"].mean == pytest.approx(100 * sum(correct["anchor"]) / len(last))
+    assert row["text only"].mean == pytest.approx(100 * sum(correct["blank"]) / len(last))
+    ceiling = sum(correct["oracle"][i] if c else correct["blank"][i] for i, c in enumerate(covered)) / len(
+        last
+    )
+    assert row["anchor ceiling"].mean == pytest.approx(100 * ceiling)
+    on = [correct["anchor"][i] for i, c in enumerate(covered) if c]
+    assert row["baseline, anchor shows evidence"].mean == pytest.approx(100 * sum(on) / len(on))
+    (control,) = [
+        c for c in instrument.positive_controls(params, results, root="/") if "multi" in c["control"]
+    ]
+    gap = 100 * (sum(correct["multi_clip"]) - sum(correct["anchor"])) / len(last)
+    assert control["gap"].mean == pytest.approx(gap)
+
+
+def test_oracle_clip_stays_on_the_longest_core_range():
+    ev = Evidence(num_frames=100, core=((10, 12), (40, 49)), faint=((38, 39),))
+    assert oracle_clip(ev, 4).tolist() == [[40, 43, 46, 49]]
+    assert oracle_clip(Evidence(50, ((7, 8),)), 4).tolist() == [[7, 7, 8, 8]]  # short: repeats, never leaves
+    with pytest.raises(ValueError, match="no core"):
+        oracle_clip(Evidence(50, ()), 4)
+
+
+def _record(answer: str, qtype: str, candidates=()) -> QARecord:
+    kind = TaskKind.MULTIPLE_CHOICE if candidates else TaskKind.OPEN_ENDED
+    return QARecord(dataset="d", task="d", kind=kind, split="x", qid="q", video_id="v",
+                    video_path=Path("v.mp4"), question="?", answer=answer, candidates=list(candidates),
+                    answer_index=list(candidates).index(answer) if candidates else None,
+                    question_type=qtype)  # fmt: skip
+
+
+def test_answer_prior_is_the_most_frequent_training_answer_of_the_type():
+    train = [_record("red", "what")] * 3 + [_record("blue", "what")] + [_record("left", "where")] * 2
+    test = [
+        _record("red", "what"),
+        _record("blue", "what"),
+        _record("left", "where"),
+        _record("top", "where"),
+    ]
+    assert instrument.answer_prior(train, test, "open_ended") == pytest.approx(2 / 4)
+    mc = [_record("a", "x", "abcd"), _record("b", "x", "ab")]
+    assert instrument.answer_prior([], mc, "multiple_choice") == pytest.approx((1 / 4 + 1 / 2) / 2)
+
+
+def test_unknown_conditions_and_an_oracle_without_evidence_are_refused(synthetic_root, tmp_path):
+    base = synthetic_overrides(
+        synthetic_root, "msvd-qa", tmp_path / "r", "optim.epochs=1", "data.train_limit=8"
+    )
+    with pytest.raises(ConfigError, match="eval.conditions"):
+        load_config(None, [*base, 'eval.conditions=["psychic"]'])
+    no_evidence = [o for o in base if not o.startswith("data.evidence")]
+    with pytest.raises(ConfigError, match="data.evidence"):
+        load_config(None, [*no_evidence, 'eval.conditions=["oracle"]'])
