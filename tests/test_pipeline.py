@@ -61,7 +61,7 @@ def _declared(repo: Path) -> tuple[dict, list[str]]:
     dvc = yaml.safe_load((repo / "dvc.yaml").read_text())
     figures = [
         next(iter(o)) if isinstance(o, dict) else o
-        for name in ("tables", "mechanism", "figure1", "figure4", "explorer")
+        for name in ("tables", "mechanism", "instrument", "figure1", "figure4", "explorer")
         for key in ("outs", "metrics")
         for o in dvc["stages"][name].get(key, [])
     ]
@@ -90,13 +90,13 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
     # dvc metrics show: one short row of headline numbers per training run, nothing else
     shown = json.loads(_run([str(BIN / "dvc"), "metrics", "show", "--json"], repo).stdout)
     files = {p: v["data"] for rev in shown.values() for p, v in rev["data"].items()}
-    sections = ("init", "pretrain", "finetune", "ablations", "budget")
+    sections = ("init", "pretrain", "finetune", "ablations", "budget", "sweep_evidence", "sweep_size")
     training = [s for s in stages if s.split("@")[0] in sections]
     assert len(files) == len(training), sorted(files)
     for path, values in files.items():
         assert len(values) <= 4 and all(not isinstance(v, dict) for v in values.values()), (path, values)
-        if "finetune" in path or "ablations" in path or "budget" in path:
-            assert set(values) == {"acc", "epoch", "last"} and 0 <= values["acc"] <= 100, (path, values)
+        if any(s in path for s in ("finetune", "ablations", "budget", "sweep")):  # seeds' mean, last epoch
+            assert set(values) == {"acc", "best", "seeds"} and 0 <= values["acc"] <= 100, (path, values)
 
 
 def test_plots_cover_every_run_and_open_offline(smoke_repo):
@@ -132,7 +132,7 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     profile.write_text(text.replace(old, old.replace("learn_w1: false", "learn_w1: false, omega: 0.4")))
     _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
     proc = _run([str(BIN / "dvc"), "repro"], repo)
-    rerun = {"ablations@msvd-qa-no_w1-0", "curves", "tables", "mechanism", "explorer"}
+    rerun = {"ablations@msvd-qa-no_w1", "curves", "tables", "mechanism", "instrument", "explorer"}
     assert _stages_run(proc.stdout) == rerun
     run = repo / "runs" / "ablations" / "msvd-qa-no_w1" / "s0"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
@@ -143,6 +143,6 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     profile.write_text(text)
     _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
     proc = _run([str(BIN / "dvc"), "repro"], repo)
-    assert _stages_run(proc.stdout) == {"tables", "mechanism", "explorer"}, proc.stdout[-2000:]
-    assert "ablations@msvd-qa-no_w1-0' is cached" in proc.stdout and "'curves' is cached" in proc.stdout
+    assert _stages_run(proc.stdout) == {"tables", "mechanism", "instrument", "explorer"}, proc.stdout[-2000:]
+    assert "ablations@msvd-qa-no_w1' is cached" in proc.stdout and "'curves' is cached" in proc.stdout
     assert yaml.safe_load((run / "config.yaml").read_text())["method"]["omega"] == 0.5
