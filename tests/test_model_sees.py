@@ -1,7 +1,7 @@
 """The model sees what the questions ask about: colour, shape, number and location of the object on a small
 `stills` set (the object visible in every frame), learned to near-perfect held-out accuracy by the default
-architecture and recipe on 600 stills (tiny ResNet with the small stem, grounded on the stills' caption attributes first,
-then the whole model on the questions; 32x32 frames, 2-layer BERT).
+architecture and recipe on 600 stills (tiny ResNet with the small stem, grounded on the stills' caption
+attributes first, then the whole model on the questions; 32x32 frames, 2-layer BERT).
 
 This is the test that would have caught the embedded benchmark's blind model (issue 10): with the ResNet's
 ImageNet stem (/4 before the first stage) an 8-pixel object is 2 cells wide and shape stayed below 60%;
