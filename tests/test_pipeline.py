@@ -94,7 +94,8 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
     training = [s for s in stages if s.split("@")[0] in sections]
     assert len(files) == len(training), sorted(files)
     for path, values in files.items():
-        assert len(values) <= 4 and all(not isinstance(v, dict) for v in values.values()), (path, values)
+        assert len(values) <= 5 and all(not isinstance(v, dict) for v in values.values()), (path, values)
+        assert values.get("seeds", 1) >= 1  # a stage's row: its seeds' mean
         if any(s in path for s in ("finetune", "ablations", "budget", "sweep")):  # seeds' mean, last epoch
             assert set(values) == {"acc", "best", "seeds"} and 0 <= values["acc"] <= 100, (path, values)
 

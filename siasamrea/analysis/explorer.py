@@ -46,11 +46,14 @@ AFFINITIES = ("siamese", "average")
 # -- runs, epochs, videos ----------------------------------------------------------------------------------
 def runs_with_analysis(params: dict | None = None, root: str | Path = ".") -> list[str]:
     """Run directories with an ``analysis.json``: the active profile's runs (``params``), in params order;
-    without ``params``, every ``runs/<section>/<run>/`` that has one (for browsing older runs)."""
+    without ``params``, every run under ``runs/`` that has one (``runs/<section>/<group>/s<seed>/``, and
+    ``runs/init/``-like single runs; for browsing older runs)."""
     root = Path(root)
     if params is not None:
         return [ref.path for ref in expected_runs(params) if (root / ref.path / "analysis.json").is_file()]
-    return sorted(str(p.parent.relative_to(root)) for p in root.glob("runs/*/*/analysis.json"))
+    found = [*root.glob("runs/*/analysis.json"), *root.glob("runs/*/*/analysis.json"),
+             *root.glob("runs/*/*/*/analysis.json")]  # fmt: skip
+    return sorted(str(p.parent.relative_to(root)) for p in found)
 
 
 def resolve_run(run_dir: str | None, params: dict | None = None, root: str | Path = ".") -> str:
