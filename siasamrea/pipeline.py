@@ -231,10 +231,6 @@ def sweep_points(params: dict) -> dict[str, dict]:
     (scale 1, every training question) is the fine-tuning and ablation runs themselves.
     """
     sw = params.get(SWEEP) or {}
-    for key in ("evidence", "train_limits"):
-        dotted = [p for p in (sw.get(key) or {}) if "." in str(p)]
-        if dotted:  # DVC reads `active.sweep.evidence.<point>` as nested keys
-            raise ValueError(f"params: sweep.{key} point names must not contain '.': {dotted}")
     points = {p: {"evidence_scale": float(v)} for p, v in (sw.get("evidence") or {}).items()}
     points.update({p: {"train_limit": int(v)} for p, v in (sw.get("train_limits") or {}).items()})
     return points
