@@ -21,6 +21,7 @@ benchmark cannot judge SiaSamRea, whatever Table 1 says.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,7 +223,7 @@ COLORS = ("#bbbbbb", "#888888", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")
 
 def plot(params: dict, rows: list[dict]):
     """One panel per dataset: the bounds and the baseline as points with intervals."""
-    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(5.2 * max(len(rows), 1), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(6.4 * max(len(rows), 1), 3.8), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=False):
         for i, (name, color) in enumerate(zip(BARS, COLORS, strict=True)):
             v = r[name]
@@ -237,7 +238,8 @@ def plot(params: dict, rows: list[dict]):
         ax.set_xlim(0, 100)
         ax.set_xlabel("accuracy (%)")
         ax.set_title(f"{r['dataset']}-like ({r['split']}, {r['questions']} questions)", fontsize=10)
-    fig.suptitle(f"The instrument's bounds — {data_source(params, [r['dataset'] for r in rows])}", fontsize=8)
+    title = f"The instrument's bounds — {data_source(params, [r['dataset'] for r in rows])}"
+    fig.suptitle(textwrap.fill(title, 90), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -14,6 +14,7 @@ models, when their ``instrument.json`` exists), with the anchor coverage measure
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -151,11 +152,15 @@ def plot(params: dict, rows: list[dict]):
             if not pts:
                 continue
             xs = np.array([p[0] for p in pts], dtype=float)
-            offset = (k - 1) * (0.8 if x == "anchor_coverage" else 0.01 * (xs.max() - xs.min() + 1))
+            offset = (k - 1) * (0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max()))
             ys = [p[1].mean for p in pts]
             err = [p[1].half if p[1].has_interval else 0.0 for p in pts]
             ax.errorbar(xs + offset, ys, yerr=err, marker="o", capsize=3, color=color, label=label)
         ax.axhline(0, color="black", lw=0.8)
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+        if len({r[x] for r in rows if r["axis"] in axes_kept}) < 2:  # only the reference point on this axis
+            ax.text(0.5, 0.95, "one point only: this axis is in profiles/full.yaml", transform=ax.transAxes,
+                    ha="center", va="top", fontsize=8, color="#555555")  # fmt: skip
         ax.set_xlabel(xlabel)
         ax.set_ylabel("gap (points)")
     axes[0].set_title("against evidence coverage (full training set)", fontsize=9)
@@ -163,7 +168,8 @@ def plot(params: dict, rows: list[dict]):
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 0.93))
     ds = (params.get(pipeline.SWEEP) or {}).get("dataset", "")
-    fig.suptitle(f"Where the gap comes from — {data_source(params, [ds])}", fontsize=8, y=0.99)
+    title = textwrap.fill(f"Where the gap comes from — {data_source(params, [ds])}", 140)
+    fig.suptitle(title, fontsize=8, y=0.99)
     fig.tight_layout(rect=(0, 0, 1, 0.85))
     return fig
 
