@@ -279,8 +279,8 @@ def _menu(driver, wait, top: str, item: str) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="regression found at the end of the session (issue 10 changes): in JupyterLab the explorer's readout "
-    "does not appear within 150 s; under papermill (the explorer stage) the notebook runs. To fix first.",
+    reason="regression found at the end of the session (issue 10 changes): in JupyterLab the explorer's "
+    "readout does not appear within 150 s; under papermill (the explorer stage) it runs. To fix first.",
     strict=False,
 )
 def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser):
