@@ -127,6 +127,12 @@ class ModelSection:
     # iff model.vision_checkpoint is given".
     freeze_bn: bool | None = key(None, "freeze BatchNorm (null: iff model.vision_checkpoint is given)")
     init_from: str | None = key(None, "a run or model directory to start from (pretraining)")
+    freeze_at: int = key(
+        0,
+        "freeze the ResNet's stem (1) or stem and first stage (2; detectron2's FREEZE_AT, ClipBERT's 2): "
+        "weights and BatchNorm statistics fixed, no backward through them",
+        choices=(0, 1, 2),
+    )
     visual_head: str = key(
         "linear",
         "linear (projection) or clipbert (ClipBERT's conv3x3 grid encoder)",

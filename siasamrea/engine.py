@@ -471,7 +471,7 @@ class Trainer:
                     oracle, missing = oracle_dataset(ds, evidence, ds.clips.frames_for(0))
                     kwargs = {"dataset": oracle}
                 elif condition == "multi_clip":
-                    clips = multi_clip_dataset(ds, cfg.method.num_clips, cfg.method.frames_per_clip)
+                    clips = multi_clip_dataset(ds, cfg.method.num_clips)
                     kwargs = {"dataset": clips, "aggregate": "mean"}
                 metrics, rows = self.evaluate(task, split, keep_clips=True, **kwargs)
                 entry[condition] = {

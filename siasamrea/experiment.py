@@ -164,6 +164,7 @@ def model_config(cfg: Config, tasks: list[TaskData], vocab_size: int) -> ModelCo
         stem=m.stem,
         vision_chunk_frames=m.vision_chunk_frames,
         checkpoint_vision=m.checkpoint_vision,
+        freeze_at=m.freeze_at,
         # ClipBERT normalises 0-255 pixels by the mean only (detectron2's MSRA convention: std 1)
         **({"pixel_std": CLIPBERT_PIXEL_STD} if m.visual_head == "clipbert" else {}),
     )

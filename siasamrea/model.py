@@ -116,8 +116,15 @@ class ModelConfig:
     # the VNT clip-frames go through the ResNet in chunks of this many, each chunk checkpointed if asked.
     vision_chunk_frames: int | None = None
     checkpoint_vision: bool = False
+    # detectron2's FREEZE_AT, which ClipBERT's grid-feature ResNet keeps at its default 2 (its config never
+    # changes it): 0 trains the whole ResNet; 1 freezes the stem; 2 the stem and the first stage. Frozen
+    # parts keep their weights and their BatchNorm statistics (eval mode whatever model.train() says), and
+    # the backward pass stops above them, which on a CPU also saves most of the ResNet's backward cost.
+    freeze_at: int = 0
 
     def __post_init__(self):
+        if self.freeze_at not in (0, 1, 2):
+            raise ValueError(f"freeze_at must be 0, 1 or 2, got {self.freeze_at!r}")
         if self.visual_head not in ("linear", "clipbert"):
             raise ValueError(f"visual_head must be 'linear' or 'clipbert', got {self.visual_head!r}")
         if self.stem not in ("imagenet", "small"):
@@ -259,6 +266,21 @@ class ClipBertVQA(nn.Module):
             self.heads[name] = _mlp_head(hidden, out)
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(1, 3, 1, 1), persistent=False)
+        for module in self.frozen_vision_modules():
+            module.requires_grad_(False)
+            module.eval()
+
+    def frozen_vision_modules(self) -> list[nn.Module]:
+        """The ResNet parts ``config.freeze_at`` freezes: ``[]``, ``[stem]`` or ``[stem, first stage]``."""
+        parts = [self.vision.embedder, self.vision.encoder.stages[0]]
+        return parts[: self.config.freeze_at]
+
+    def train(self, mode: bool = True) -> ClipBertVQA:
+        """As ``nn.Module.train``, but the frozen ResNet parts stay in eval mode (frozen BatchNorm)."""
+        super().train(mode)
+        for module in self.frozen_vision_modules():
+            module.eval()
+        return self
 
     @property
     def hidden_size(self) -> int:

@@ -57,11 +57,14 @@ def test_sweep_points_change_only_the_data_or_the_training_set_size():
     points = pipeline.sweep_points(params)
     assert {p["evidence_scale"] for p in points.values() if "evidence_scale" in p} == {0.5, 4.0}
     points["train-250"] = {"train_limit": 250}  # the axis the default has no room for (profiles/full.yaml)
-    reference = pipeline.finetune_config(params, "msvd-qa", "siasamrea", 1, validate=False)
+    # the sweep's SiaSamRea is the stop-gradient one, the ablation of the same name at the reference point
+    reference = pipeline.stage_config(
+        params, "ablations", dataset="msvd-qa", variant="stop_gradient", seed=1, validate=False
+    )
     params["sweep"]["train_limits"] = {"train-250": 250}
     for point, p in points.items():
-        cfg = pipeline.sweep_config(params, point, "siasamrea", 1, validate=False)
-        assert cfg.run.out_dir == f"runs/sweep/{point}-siasamrea/s1"
+        cfg = pipeline.sweep_config(params, point, "stop_gradient", 1, validate=False)
+        assert cfg.run.out_dir == f"runs/sweep/{point}-stop_gradient/s1"
         assert (cfg.method, cfg.optim, cfg.model) == (reference.method, reference.optim, reference.model)
         if "evidence_scale" in p:
             assert cfg.data.root == f"data/sweep/{point}/msvd-qa"

@@ -3,11 +3,10 @@
 A baseline trained briefly on the session's synthetic MSVD-QA-like set is evaluated by the engine under every
 condition; each condition's predictions are recomputed here from the saved model, with frames, clips and
 evidence read independently of the engine: black frames, a clip spread over the video's longest core
-evidence range, and the mean of uniformly spaced clips' logits.
+evidence range, and the mean of the logits of the anchor and the clips one, two, ... frames after it.
 """
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -44,9 +43,9 @@ def run(synthetic_root, tmp_path_factory) -> Path:
     return out
 
 
-def _uniform(num_frames: int, clips: int, per_clip: int) -> torch.Tensor:
-    n = clips * per_clip
-    return torch.tensor([math.floor((k + 0.5) * num_frames / n) for k in range(n)]).view(clips, per_clip)
+def _siamese(anchor: list[int], clips: int) -> torch.Tensor:
+    """The anchor and the clips 1, 2, ... frames after it (Sec. 3.2; the default interval leaves room)."""
+    return torch.tensor([[f + k for f in anchor] for k in range(clips)])
 
 
 def _evidence(path: Path) -> dict[str, dict]:
@@ -86,17 +85,19 @@ def test_each_condition_is_what_it_says(run, synthetic_root):
         core = evidence[r.video_id]["core"]
         lo, hi = max(core, key=lambda c: c[1] - c[0])
         oracle.append(torch.tensor([[round(lo + (hi - lo) * k / (FRAMES - 1)) for k in range(FRAMES)]]))
-    uniform = [_uniform(frames.num_frames(r.video_path), CLIPS, FRAMES) for r in records]
+    siamese = [_siamese(r["anchor"], CLIPS) for r in last]
     # the frames each condition showed, recomputed here
     assert entry["anchor"]["clips"] == entry["blank"]["clips"] == [[a] for a in (r["anchor"] for r in last)]
     assert entry["oracle"]["clips"] == [c.tolist() for c in oracle]
-    assert entry["multi_clip"]["clips"] == [c.tolist() for c in uniform]
+    assert entry["multi_clip"]["clips"] == [c.tolist() for c in siamese]
+    shown = zip(entry["multi_clip"]["clips"], records, strict=True)
+    assert all(max(c[-1]) < frames.num_frames(r.video_path) for c, r in shown)
     assert entry["oracle"]["clips"] != entry["anchor"]["clips"]
     assert entry["blank"]["pred"] != entry["anchor"]["pred"]  # black frames change some answers
     assert predict(anchors) == entry["anchor"]["pred"]
     assert predict(anchors, blank=True) == entry["blank"]["pred"]
     assert predict(oracle) == entry["oracle"]["pred"]
-    assert predict(uniform) == entry["multi_clip"]["pred"]
+    assert predict(siamese) == entry["multi_clip"]["pred"]
     assert entry["oracle_without_evidence"] == 0
     for condition in ("anchor", "blank", "oracle", "multi_clip"):
         hits = [p == t for p, t in zip(entry[condition]["pred"], entry["target"], strict=True)]

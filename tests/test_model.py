@@ -160,3 +160,30 @@ def test_missing_checkpoint_and_bad_task_are_named(tmp_path):
         model(px, ids, att, "frameqa")
     with pytest.raises(ValueError, match=r"needs input_ids \[V, M, L\]"):
         model(px, ids, att, "mc")
+
+
+@pytest.mark.parametrize("freeze_at", [0, 1, 2])
+def test_freeze_at_fixes_the_stem_and_first_stage_weights_and_batchnorm_statistics(freeze_at):
+    """detectron2's FREEZE_AT as ClipBERT uses it: the frozen ResNet parts keep their weights and their BN
+    statistics through a training step in train mode; everything else moves."""
+    model = tiny_model(freeze_at=freeze_at, stem="small")
+    parts = {"stem": model.vision.embedder, "stage1": model.vision.encoder.stages[0],
+             "stage2": model.vision.encoder.stages[1]}  # fmt: skip
+    frozen = list(parts)[:freeze_at]
+    before = {k: {n: t.clone() for n, t in m.state_dict().items()} for k, m in parts.items()}
+    model.train()
+    assert all(m.training == (k not in frozen) for k, m in parts.items())
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    px, ids, mask = batch(v=4)
+    model(px, ids, mask, "oe").logits.square().mean().backward()
+    opt.step()
+    for k, m in parts.items():
+        after = m.state_dict()
+        moved = {n for n, t in after.items() if t.is_floating_point() and not torch.equal(t, before[k][n])}
+        if k in frozen:
+            assert not moved, f"{k} is frozen but {sorted(moved)} changed"
+            assert all(p.grad is None for p in m.parameters())
+        else:  # weights and running statistics both move
+            assert any("running_mean" in n for n in moved) and any(n.endswith("weight") for n in moved)
+    with pytest.raises(ValueError, match="freeze_at"):
+        ModelConfig(heads=HEADS, freeze_at=3)

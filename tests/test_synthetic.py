@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from siasamrea.data.filtering import filter_videos, read_manifest
+from siasamrea.data.prepare import prepare
 from siasamrea.data.registry import read_split
 from siasamrea.data.tokenization import load_tokenizer
 from siasamrea.synthetic.benchmark import (
@@ -268,7 +269,8 @@ def test_scaled_multiplies_every_count_and_nothing_else():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"tgif_format": "avi"}, {"frame_size": 33}, {"frame_size": 16}, {"msvd_val": 0}]
+    "kwargs",
+    [{"tgif_format": "avi"}, {"frame_size": 33}, {"frame_size": 16}, {"msvd_val": 0}, {"how2qa_val": 0}],
 )
 def test_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
@@ -685,3 +687,26 @@ def test_evidence_spans_cover_few_frames_in_the_pixels_too(evidence, jobs, cfg, 
         assert 4 <= visible.sum() <= 7 and runs(visible) == 1  # the domain's core length, once
         assert visible.mean() < 0.2
         assert math.isclose(visible.sum(), frame_sets(e)[0].sum())
+
+
+def test_a_profile_without_the_how2qa_like_set_generates_none_and_a_dataset_asking_for_it_is_refused(
+    tmp_path,
+):
+    counts = {**TINY, "how2qa_train": 0, "how2qa_val": 0}
+    cfg = SynthConfig(seed=5, tgif_format="mp4", workers=1, **counts)
+    assert cfg.skipped_datasets == ("how2qa",)
+    assert scaled(cfg, 3).skipped_datasets == ("how2qa",)
+    summary = generate(cfg, tmp_path / "gen", progress=False)
+    assert summary["videos"]["how2qa"] == 0 and summary["videos"]["msvd-qa"] > 0
+    assert list((tmp_path / "gen").rglob("*.mp4"))  # the other sets are there
+    assert not list((tmp_path / "gen" / "how2qa").rglob("*.mp4"))
+    assert not (tmp_path / "gen" / "how2qa" / "how2QA_train_release.csv").exists()
+    params = {
+        "data": {
+            "source": "synthetic", "synthetic_root": str(tmp_path / "p"), "synth": counts,
+            "tokenizer": str(tmp_path / "tok"), "datasets": {"how2qa": {"root": str(tmp_path / "h")}},
+        }
+    }  # fmt: skip
+    with pytest.raises(ValueError, match=r"data.datasets lists \['how2qa'\]"):
+        prepare(params)
+    assert not (tmp_path / "p").exists()  # refused before generating anything

@@ -34,12 +34,18 @@ def test_overlays_say_only_what_they_change_and_compose_deeply():
     smoke = profiles.load_profile("smoke", REPO)
     # deep merge: smoke changes sizes but keeps the rest of data.synth and every dataset definition
     assert smoke["data"]["synth"]["tgif_train"] == 24 and smoke["data"]["synth"]["tgif_format"] == "gif"
-    assert smoke["data"]["datasets"] == default["data"]["datasets"]
+    assert {k: v for k, v in smoke["data"]["datasets"].items() if k != "how2qa"} == default["data"][
+        "datasets"
+    ]
+    assert "how2qa" not in default["data"]["datasets"] and "how2qa" in smoke["data"]["datasets"]  # added
     assert smoke["method"]["num_clips"] == 3 and smoke["method"]["alpha"] == default["method"]["alpha"]
     # !replace drops the default's other variants; a plain mapping adds to them
     assert sorted(smoke["ablations"]["variants"]) == ["all_clips", "anchor_copies", "no_w1"]
     assert set(smoke["finetune"]["variants"]) == set(default["finetune"]["variants"]) | {"n2"}
-    assert smoke["init"]["config"] == {"method": {"variant": "baseline", "frames_per_clip": 2}}
+    assert smoke["init"]["config"] == {
+        "model": {"freeze_at": 0},
+        "method": {"variant": "baseline", "frames_per_clip": 2},
+    }
     paper = profiles.load_profile("paper", REPO)
     assert "stills" not in paper["data"]["datasets"] and paper["model"]["visual_head"] == "clipbert"
     assert paper["model"]["vision"]["depths"] == [3, 4, 6, 3]  # ResNet-50, replacing the tiny default's

@@ -13,7 +13,8 @@ places the baseline between its bounds:
 * **oracle clip**: one clip on the evidence (the recognition ceiling).
 
 And the positive controls, changes known to help when the anchor often misses the evidence, as paired
-differences over seeds: multi-clip inference against anchor-only inference on the same baseline models, and
+differences over seeds: multi-clip inference (the anchor and its siamese clips, logits averaged) against
+anchor-only inference on the same baseline models, and
 every-clip supervision (the ``all_clips`` ablation) against the baseline. If their intervals include 0 the
 benchmark cannot judge SiaSamRea, whatever Table 1 says.
 """
@@ -198,7 +199,8 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
         "",
         "Baseline models (fine-tuned, last epoch), mean over seeds ± 95% t-interval half-width, accuracy "
         "in %. Text only: every frame black. Oracle clip: one clip on the video's core evidence. Anchor "
-        "ceiling: oracle accuracy where the anchor shows the evidence, text-only accuracy where it does not.",
+        "ceiling: oracle accuracy where the anchor shows the evidence, text-only accuracy where it does not. "
+        "Multi-clip: the anchor and its siamese clips (the frames between the anchor's), logits averaged.",
         "",
     ]
     if rows:

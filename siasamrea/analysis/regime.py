@@ -29,6 +29,7 @@ from siasamrea.analysis.tables import data_source
 
 GAPS = (
     ("siasamrea", "baseline", "SiaSamRea − baseline"),
+    ("stop_gradient", "baseline", "SiaSamRea, target detached − baseline"),
     ("all_clips", "baseline", "every clip supervised − baseline (control)"),
 )
 MULTI = "multi-clip − anchor-only inference (control)"
@@ -138,7 +139,7 @@ def to_markdown(params: dict, rows: list[dict]) -> str:
     return "\n".join([*head, to_frame(rows).to_markdown(index=False)]) + "\n"
 
 
-COLORS = {GAPS[0][2]: "#1f77b4", GAPS[1][2]: "#2ca02c", MULTI: "#ff7f0e"}
+COLORS = {GAPS[0][2]: "#1f77b4", GAPS[1][2]: "#9467bd", GAPS[2][2]: "#2ca02c", MULTI: "#ff7f0e"}
 
 
 def plot(params: dict, rows: list[dict]):
@@ -152,7 +153,7 @@ def plot(params: dict, rows: list[dict]):
             if not pts:
                 continue
             xs = np.array([p[0] for p in pts], dtype=float)
-            offset = (k - 1) * (0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max()))
+            offset = (k - 1.5) * (0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max()))
             ys = [p[1].mean for p in pts]
             err = [p[1].half if p[1].has_interval else 0.0 for p in pts]
             ax.errorbar(xs + offset, ys, yerr=err, marker="o", capsize=3, color=color, label=label)
@@ -166,7 +167,7 @@ def plot(params: dict, rows: list[dict]):
     axes[0].set_title("against evidence coverage (full training set)", fontsize=9)
     axes[1].set_title("against training-set size (evidence scale 1)", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 0.93))
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, 0.93))
     ds = (params.get(pipeline.SWEEP) or {}).get("dataset", "")
     title = textwrap.fill(f"Where the gap comes from — {data_source(params, [ds])}", 140)
     fig.suptitle(title, fontsize=8, y=0.99)

@@ -69,7 +69,14 @@ def prepare(params: dict, *, progress: bool = False) -> dict:
         from siasamrea.synthetic.benchmark import SynthConfig, generate
 
         root = Path(data["synthetic_root"])
-        summary["synthetic"] = generate(SynthConfig(**data["synth"]), root, progress=progress)
+        synth = SynthConfig(**data["synth"])
+        wanted = sorted(set(synth.skipped_datasets) & set(data["datasets"]))
+        if wanted:
+            raise ValueError(
+                f"params: data.datasets lists {wanted}, but data.synth does not generate them "
+                "(how2qa_train and how2qa_val are 0): give them counts or drop them from data.datasets"
+            )
+        summary["synthetic"] = generate(synth, root, progress=progress)
         build_from_vocab_file(root / "vocab.txt", data["tokenizer"])
     elif data["source"] != "real":
         raise ValueError(f"params: data.source must be 'synthetic' or 'real', got {data['source']!r}")

@@ -89,6 +89,7 @@ COUNT_FIELDS = (
     "tgif_train", "tgif_test", "msvd_train", "msvd_val", "msvd_test", "how2qa_train", "how2qa_val",
     "stills_train", "stills_test",
 )  # fmt: skip
+OPTIONAL_FIELDS = ("how2qa_train", "how2qa_val")
 
 
 @dataclass
@@ -121,12 +122,23 @@ class SynthConfig:
             raise ValueError(f"tgif_format must be 'gif' or 'mp4', got {self.tgif_format!r}")
         if self.frame_size < 32 or self.frame_size % 2:
             raise ValueError(f"frame_size must be even and >= 32, got {self.frame_size}")
+        skipped = self.skipped_datasets
         for name in COUNT_FIELDS:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            if getattr(self, name) < 1 and not (name in OPTIONAL_FIELDS and "how2qa" in skipped):
+                raise ValueError(
+                    f"{name} must be >= 1, got {getattr(self, name)}"
+                    + (" (how2qa_train and how2qa_val may both be 0: no How2QA-like set)"
+                       if name in OPTIONAL_FIELDS else "")
+                )  # fmt: skip
         self.domains = {k: v if isinstance(v, Domain) else Domain(**v) for k, v in self.domains.items()}
         if not (np.isfinite(self.evidence_scale) and self.evidence_scale > 0):
             raise ValueError(f"evidence_scale must be a finite number > 0, got {self.evidence_scale}")
+
+    @property
+    def skipped_datasets(self) -> tuple[str, ...]:
+        """Sets not generated: the How2QA-like set when both its counts are 0 (a profile that does not use it
+        saves its rendering and frame cache)."""
+        return ("how2qa",) if self.how2qa_train == 0 and self.how2qa_val == 0 else ()
 
 
 def with_evidence_scale(domain: Domain, factor: float) -> Domain:
@@ -354,7 +366,8 @@ def generate(cfg: SynthConfig, root: str | Path, *, progress: bool = True) -> di
     _write_tgif(root, jobs, results, "tgif-qa")
     _write_tgif(root, jobs, results, "stills")
     _write_msvd(root, jobs, results)
-    _write_how2qa(root, jobs, results, cfg.fps)
+    if "how2qa" not in cfg.skipped_datasets:
+        _write_how2qa(root, jobs, results, cfg.fps)
     _write_evidence(root, jobs, results)
     _write_text(root / "vocab.txt", "\n".join(_vocabulary(results)) + "\n")
     lengths = {ds: [results[j.key]["num_frames"] for j in jobs if j.dataset == ds] for ds in DATASET_CODES}
@@ -368,6 +381,7 @@ def generate(cfg: SynthConfig, root: str | Path, *, progress: bool = True) -> di
         "frames": {
             ds: {"min": min(v), "max": max(v), "mean": round(float(np.mean(v)), 2)}
             for ds, v in lengths.items()
+            if v
         },
         "tgif_shorter_than_40": int(sum(n < 40 for n in lengths["tgif-qa"])),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -385,5 +399,7 @@ def _progress(it, total: int, enabled: bool):
 
 
 def scaled(cfg: SynthConfig, factor: float) -> SynthConfig:
-    """The same benchmark with every count multiplied by ``factor`` (at least 1)."""
-    return replace(cfg, **{k: max(1, round(getattr(cfg, k) * factor)) for k in COUNT_FIELDS})
+    """The same benchmark with every count times ``factor`` (at least 1; a set not generated stays so)."""
+    return replace(
+        cfg, **{k: max(1, round(v * factor)) if (v := getattr(cfg, k)) else 0 for k in COUNT_FIELDS}
+    )
