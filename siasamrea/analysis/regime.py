@@ -153,7 +153,8 @@ def plot(params: dict, rows: list[dict]):
             if not pts:
                 continue
             xs = np.array([p[0] for p in pts], dtype=float)
-            offset = (k - 1.5) * (0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max()))
+            step = 0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max())
+            offset = (k - 1.5) * step  # side by side, so the intervals do not hide each other
             ys = [p[1].mean for p in pts]
             err = [p[1].half if p[1].has_interval else 0.0 for p in pts]
             ax.errorbar(xs + offset, ys, yerr=err, marker="o", capsize=3, color=color, label=label)
