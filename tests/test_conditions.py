@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import synthetic_overrides
 
-from siasamrea.analysis import instrument
+from siasamrea.analysis import floors, instrument
 from siasamrea.analysis.evidence import Evidence
 from siasamrea.analysis.results import Results, RunRef, run_rows
 from siasamrea.conditions import oracle_clip
@@ -167,9 +167,14 @@ def test_answer_prior_is_the_most_frequent_training_answer_of_the_type():
         _record("left", "where"),
         _record("top", "where"),
     ]
-    assert instrument.answer_prior(train, test, "open_ended") == pytest.approx(2 / 4)
+    assert floors.answer_prior(train, test, "open_ended") == pytest.approx(2 / 4)
     mc = [_record("a", "x", "abcd"), _record("b", "x", "ab")]
-    assert instrument.answer_prior([], mc, "multiple_choice") == pytest.approx((1 / 4 + 1 / 2) / 2)
+    assert floors.answer_prior([], mc, "multiple_choice") == pytest.approx((1 / 4 + 1 / 2) / 2)
+    # count: the training answers' mean (here 2) as the prediction
+    counts = [_record(str(k), None) for k in (1, 1, 4)]
+    assert floors.mean_predictor_mse(counts, [_record("2", None), _record("5", None)]) == pytest.approx(
+        (0**2 + 3**2) / 2
+    )
 
 
 def test_unknown_conditions_and_an_oracle_without_evidence_are_refused(synthetic_root, tmp_path):

@@ -10,6 +10,7 @@ results from DVC's run cache without training.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -80,6 +81,17 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
         assert "synthetic" in text.lower(), f"{md.name} does not say its data are synthetic"
     tables = (repo / "figures" / "table1.md").read_text()
     assert "84.1" in tables and "45.5" in tables, "Table 1 shows the paper's numbers beside ours"
+    # Table 5 states the count floor, the MSE of the (filtered) training mean, recomputed from the files
+    tgif = repo / "data" / "synthetic" / "tgif-qa"
+    kept = {r["video_id"] for r in csv.DictReader((tgif / "frame_filter.csv").open()) if r["kept"] == "true"}
+
+    def answers(split: str) -> list[float]:
+        rows = csv.DictReader((tgif / f"{split}_count_question.csv").open(newline=""), delimiter="\t")
+        return [float(r["answer"]) for r in rows if split == "Test" or r["gif_name"] in kept]
+
+    mean = sum(answers("Train")) / len(answers("Train"))
+    mse = sum((a - mean) ** 2 for a in answers("Test")) / len(answers("Test"))
+    assert f"Count (MSE) MSE of the training mean {mse:.2f}" in (repo / "figures" / "table5.md").read_text()
     # every executed notebook is a stage output and ran without an error cell (`curves` is a plain command)
     notebooks = sorted((repo / "runs" / "notebooks").glob("*.ipynb"))
     assert len(notebooks) == len([s for s in stages if s != "curves"])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from siasamrea.analysis.evidence import clip_contains, load_evidence, lookup, run_config
+from siasamrea.analysis.floors import answer_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.analysis.tables import data_source
@@ -57,24 +57,6 @@ def instrument_json(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no instrument results (eval.conditions unset, or run unfinished)")
     return json.loads(path.read_text())
-
-
-def answer_prior(train_records, eval_records, kind: str) -> float:
-    """Accuracy of answering every question with its type's most frequent training answer.
-
-    Multiple choice: the expected accuracy of a uniform guess among the candidates.
-    """
-    if kind == "multiple_choice":
-        return float(np.mean([1.0 / len(r.candidates) for r in eval_records]))
-    by_type: dict = {}
-    for r in train_records:
-        by_type.setdefault(r.question_type, Counter())[r.answer] += 1
-    overall = Counter(r.answer for r in train_records)
-    hits = []
-    for r in eval_records:
-        counts = by_type.get(r.question_type) or overall
-        hits.append(counts.most_common(1)[0][0] == r.answer)
-    return float(np.mean(hits))
 
 
 def seed_view(run_dir: str | Path, seed: int, task: str, split: str) -> SeedView:

@@ -26,7 +26,7 @@ import matplotlib.patches
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from siasamrea.analysis import paper
+from siasamrea.analysis import floors, paper
 from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
 from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
 
@@ -494,6 +494,24 @@ def table3_4(params: dict, results: Results) -> Table:
 TABLE5_TASKS = ["action", "transition", "frameqa", "count"]
 
 
+def _table5_floors(results: Results, dataset: str) -> list[str]:
+    """The floors of Table 5's tasks (siasamrea.analysis.floors), from one pretraining run's questions."""
+    df = results.df
+    runs = (
+        df[(df["section"] == "pretrain") & (df["dataset"] == dataset)]["run_dir"].unique() if len(df) else []
+    )
+    if not len(runs) or not (Path(runs[0]) / "config.yaml").is_file():
+        return []
+    found = floors.task_floors(runs[0], "test")
+    return [
+        f"{TASK_NAMES[t]} {'MSE of the training mean' if m == 'mse' else 'chance / answer prior'} "
+        + (f"{v:.2f}" if m == "mse" else f"{100 * v:.1f}%")
+        for t in TABLE5_TASKS
+        if t in found
+        for m, v in [found[t]]
+    ]
+
+
 def table5(params: dict, results: Results) -> Table:
     ds = (params.get("pretrain") or {}).get("dataset", "tgif-qa")
     entries = []
@@ -535,6 +553,10 @@ def table5(params: dict, results: Results) -> Table:
         "Paper column of the baseline rows: ClipBERT*, ClipBERT "
         "fine-tuned on the same 40-frame-filtered data.",
     ]
+    floor = _table5_floors(results, ds)
+    if floor:
+        notes.append("Without looking at the video (same test questions, the runs' filtered training set): "
+                     + "; ".join(floor) + ".")  # fmt: skip
     return Table(
         "table5", "Table 5: TGIF-QA", data_source(params, [ds]), TABLE5_TASKS, entries, contrasts, notes
     )

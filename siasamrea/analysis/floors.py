@@ -1,0 +1,61 @@
+"""What a model that never looks at the video scores: the floors every accuracy is read against.
+
+* open-ended: each question answered with its type's most frequent training answer (the answer prior);
+* multiple choice: a uniform guess among the candidates;
+* count: the training answers' mean (its mean squared error on the test questions).
+
+The instrument table (:mod:`siasamrea.analysis.instrument`) sets the text-only model against the first two;
+Table 5 sets the TGIF-QA-like tasks against all three.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from siasamrea.analysis.evidence import run_config
+from siasamrea.data.records import QARecord, TaskKind
+from siasamrea.experiment import kept_videos, load_tasks
+
+
+def answer_prior(train_records: list[QARecord], eval_records: list[QARecord], kind: str) -> float:
+    """Accuracy of answering every question with its type's most frequent training answer.
+
+    Multiple choice: the expected accuracy of a uniform guess among the candidates.
+    """
+    if kind == "multiple_choice":
+        return float(np.mean([1.0 / len(r.candidates) for r in eval_records]))
+    by_type: dict = {}
+    for r in train_records:
+        by_type.setdefault(r.question_type, Counter())[r.answer] += 1
+    overall = Counter(r.answer for r in train_records)
+    hits = []
+    for r in eval_records:
+        counts = by_type.get(r.question_type) or overall
+        hits.append(counts.most_common(1)[0][0] == r.answer)
+    return float(np.mean(hits))
+
+
+def mean_predictor_mse(train_records: list[QARecord], eval_records: list[QARecord]) -> float:
+    """Mean squared error of answering every count question with the training answers' mean."""
+    mean = float(np.mean([float(r.answer) for r in train_records]))
+    return float(np.mean([(float(r.answer) - mean) ** 2 for r in eval_records]))
+
+
+def task_floors(run_dir: str | Path, split: str) -> dict[str, tuple[str, float]]:
+    """Per task of a run: ``(metric, floor)`` on ``split`` from the run's own training questions (after the
+    frame filter it trained with): ``("acc", prior)`` or ``("mse", mean predictor's MSE)``."""
+    cfg = run_config(run_dir)
+    keep = kept_videos(cfg)
+    out = {}
+    for t in load_tasks(cfg):
+        if split not in t.eval:
+            continue
+        train = [r for r in t.train if keep is None or Path(r.video_path).stem in keep]
+        if t.kind == TaskKind.COUNT.value:
+            out[t.name] = ("mse", mean_predictor_mse(train, t.eval[split]))
+        else:
+            out[t.name] = ("acc", answer_prior(train, t.eval[split], t.kind))
+    return out
