@@ -278,11 +278,6 @@ def _menu(driver, wait, top: str, item: str) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="regression found at the end of the session (issue 10 changes): in JupyterLab the explorer's "
-    "readout does not appear within 150 s; under papermill (the explorer stage) it runs. To fix first.",
-    strict=False,
-)
 def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
@@ -295,7 +290,9 @@ def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(rep
     committed = (repo / NOTEBOOK).read_bytes()
     analysis = ex.load(repo / RUN / "analysis.json")
     # The readout and the images are replaced on every redraw: a found element can go stale under us.
-    wait = WebDriverWait(browser, 150, ignored_exceptions=[StaleElementReferenceException])
+    # 300 s: the whole test took 21 s in a full-suite run, but twice its first draw did not come within 150 s
+    # while a `make repro` shared the 2 cores; the wait returns as soon as the element is there.
+    wait = WebDriverWait(browser, 300, ignored_exceptions=[StaleElementReferenceException])
     browser.get(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
     _menu(browser, wait, "Run", "Run All Cells")
