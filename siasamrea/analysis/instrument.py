@@ -216,7 +216,12 @@ def plot(params: dict, rows: list[dict]):
                 continue
             ax.barh(i, mean, color=color, alpha=0.85)
             ax.errorbar(mean, i, xerr=half, color="black", capsize=3, lw=1)
-            ax.text(min(mean + half + 1.5, 88), i, f"{mean:.1f}", va="center", fontsize=8)
+            if mean + half + 1.5 < 90:
+                ax.text(mean + half + 1.5, i, f"{mean:.1f}", va="center", fontsize=8)
+            else:  # no room right of the error bar: inside the bar
+                ax.text(
+                    mean - half - 1.5, i, f"{mean:.1f}", va="center", ha="right", fontsize=8, color="white"
+                )
         ax.set_yticks(range(len(BARS)), BARS)
         ax.invert_yaxis()
         ax.set_xlim(0, 100)

@@ -40,10 +40,11 @@ from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.data.dataset import ClipSpec
 
 #: The variants the gap figures compare with the baseline (others appear in the Markdown only).
-FIGURE_ARMS = ("siasamrea", "skr", "all_clips", "anchor_copies")
+FIGURE_ARMS = ("siasamrea", "skr", "stop_gradient", "all_clips", "anchor_copies")
 ARM_LABELS = {
     "siasamrea": "SiaSamRea (SKG+SKR)",
     "skr": "w/ SKR (average affinity)",
+    "stop_gradient": "SiaSamRea, target detached",
     "all_clips": "all clips supervised, no reasoning",
     "anchor_copies": "anchor copies",
     "baseline": "baseline",
@@ -601,8 +602,9 @@ def budget_markdown(rep: Report, params: dict) -> str:
         f"**{rep.source}**",
         "",
         "Headline metric over seeds and the paired gap to the baseline trained for the same number of "
-        "epochs (the paper's protocol: equal epochs). Training seconds show the compute each arm used: "
-        "compare a SiaSamRea arm with a baseline arm of similar seconds for equal compute.",
+        "epochs (the paper's protocol: equal epochs). Seconds: the run's wall time (training and evaluation, "
+        "with the instrument's extra evaluations where a run has them: the default's baseline), a rough "
+        "measure of the compute each arm used.",
     ]
     for value, df in rep.budget.items():
         if df.empty:
@@ -643,6 +645,7 @@ ARM_COLORS = {
     "baseline": "0.35",
     "siasamrea": "#1f77b4",
     "skr": "#17becf",
+    "stop_gradient": "#9467bd",
     "all_clips": "#ff7f0e",
     "anchor_copies": "#2ca02c",
 }
@@ -655,7 +658,8 @@ def _err(s: Summary) -> float | None:
 def _suptitle(fig, title: str, source: str) -> None:
     import textwrap
 
-    fig.suptitle(f"{title}\n{textwrap.fill(source, 150)}", fontsize=9)
+    width = int(15 * fig.get_figwidth())  # characters that fit at fontsize 9
+    fig.suptitle(f"{textwrap.fill(title, width)}\n{textwrap.fill(source, width)}", fontsize=9)
     fig.text(
         0.01,
         0.005,
@@ -852,7 +856,11 @@ def plot_budget_table(df: pd.DataFrame, source: str):
         axes[i, 0].set_title(f"{ds}: variant − baseline at equal epochs", fontsize=9)
         axes[i, 1].set_ylabel("accuracy (%)", fontsize=8)
         axes[i, 1].set_title(f"{ds}: accuracy", fontsize=9)
-        axes[i, 2].set(xlabel="training seconds (mean over seeds)", ylabel="accuracy (%)")
+        axes[i, 2].set(
+            xlabel="seconds per run, mean over seeds (training and evaluation, with the "
+            "instrument's extra conditions where run)",
+            ylabel="accuracy (%)",
+        )
         axes[i, 2].xaxis.label.set_fontsize(8)
         axes[i, 2].yaxis.label.set_fontsize(8)
         axes[i, 2].set_title(f"{ds}: accuracy against training compute", fontsize=9)

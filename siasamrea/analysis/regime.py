@@ -148,19 +148,27 @@ def plot(params: dict, rows: list[dict]):
     panels = (("anchor_coverage", ("evidence", REFERENCE), "anchor coverage of the test questions (%)"),
               ("train_questions", ("train size", REFERENCE), "training questions"))  # fmt: skip
     for ax, (x, axes_kept, xlabel) in zip(axes, panels, strict=True):
+        values = sorted({r[x] for r in rows if r["axis"] in axes_kept})
+        single = len(values) < 2  # one point on this axis: the gaps side by side around it, one tick
         for k, (label, color) in enumerate(COLORS.items()):
             pts = sorted((r[x], r["value"]) for r in rows if r["gap"] == label and r["axis"] in axes_kept)
             if not pts:
                 continue
             xs = np.array([p[0] for p in pts], dtype=float)
-            step = 0.8 if x == "anchor_coverage" else 0.02 * max(xs.max() - xs.min(), xs.max())
+            if single:
+                xs, step = np.zeros(len(xs)), 0.15
+            else:
+                step = 0.8 if x == "anchor_coverage" else 0.02 * (xs.max() - xs.min())
             offset = (k - 1.5) * step  # side by side, so the intervals do not hide each other
             ys = [p[1].mean for p in pts]
             err = [p[1].half if p[1].has_interval else 0.0 for p in pts]
             ax.errorbar(xs + offset, ys, yerr=err, marker="o", capsize=3, color=color, label=label)
         ax.axhline(0, color="black", lw=0.8)
-        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-        if len({r[x] for r in rows if r["axis"] in axes_kept}) < 2:  # only the reference point on this axis
+        if not single:
+            ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+        if single and values:  # only the reference point on this axis
+            ax.set_xticks([0], [f"{values[0]:.0f}"])
+            ax.set_xlim(-1, 1)
             ax.text(0.5, 0.95, "one point only: this axis is in profiles/full.yaml", transform=ax.transAxes,
                     ha="center", va="top", fontsize=8, color="#555555")  # fmt: skip
         ax.set_xlabel(xlabel)
@@ -172,7 +180,7 @@ def plot(params: dict, rows: list[dict]):
     ds = (params.get(pipeline.SWEEP) or {}).get("dataset", "")
     title = textwrap.fill(f"Where the gap comes from — {data_source(params, [ds])}", 140)
     fig.suptitle(title, fontsize=8, y=0.99)
-    fig.tight_layout(rect=(0, 0, 1, 0.85))
+    fig.tight_layout(rect=(0, 0, 1, 0.84))
     return fig
 
 
