@@ -29,6 +29,7 @@ import pandas as pd
 from siasamrea.analysis import floors, paper
 from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
 from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
+from siasamrea.synthetic.benchmark import DOMAINS
 
 #: Names of the real datasets the synthetic sets stand in for.
 REAL_NAMES = {
@@ -113,6 +114,8 @@ def _not_run_reason(params: dict, section: str, dataset: str, variant: str) -> s
     """Why (section, dataset, variant) has no runs in this profile; None if the profile lists it."""
     if dataset not in params["data"]["datasets"]:
         if params["data"].get("source", "synthetic") == "synthetic":
+            if dataset in DOMAINS:  # the generator writes it; this profile does not
+                return f"not run ({dataset} not in data.datasets of this profile: profiles/full.yaml has it)"
             return "not run (no synthetic counterpart)"
         return "not run (dataset not in this profile)"
     sec = params.get(section) or {}
