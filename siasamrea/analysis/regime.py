@@ -169,8 +169,8 @@ def plot(params: dict, rows: list[dict]):
         if single and values:  # only the reference point on this axis
             ax.set_xticks([0], [f"{values[0]:.0f}"])
             ax.set_xlim(-1, 1)
-            ax.text(0.5, 0.95, "one point only: this axis is in profiles/full.yaml", transform=ax.transAxes,
-                    ha="center", va="top", fontsize=8, color="#555555")  # fmt: skip
+            ax.text(0.5, 0.03, "one point only: this axis is in profiles/full.yaml", transform=ax.transAxes,
+                    ha="center", va="bottom", fontsize=8, color="#555555")  # fmt: skip
         ax.set_xlabel(xlabel)
         ax.set_ylabel("gap (points)")
     axes[0].set_title("against evidence coverage (full training set)", fontsize=9)
