@@ -658,7 +658,7 @@ def _err(s: Summary) -> float | None:
 def _suptitle(fig, title: str, source: str) -> None:
     import textwrap
 
-    width = int(15 * fig.get_figwidth())  # characters that fit at fontsize 9
+    width = int(11 * fig.get_figwidth())  # characters that fit at fontsize 9
     fig.suptitle(f"{textwrap.fill(title, width)}\n{textwrap.fill(source, width)}", fontsize=9)
     fig.text(
         0.01,
