@@ -515,7 +515,11 @@ def show_config(argv: list[str] | None = None) -> int:
     if args.stage in FINETUNE_SECTIONS and args.dataset is None:
         ap.error(f"{args.stage} needs --dataset")
     kw = dict(dataset=args.dataset, variant=args.variant, seed=args.seed)
-    cfg = stage_config(params, args.stage, validate=False, **kw)
+    try:
+        cfg = stage_config(params, args.stage, validate=False, **kw)
+    except KeyError as exc:  # a dataset or variant the profile does not have: say which, no traceback
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
     if cfg is None:
         print(f"# {args.stage} is disabled in profile {params['name']!r}")
         return 0
