@@ -163,11 +163,7 @@ def test_table1_is_built_from_the_runs(finetuned, monkeypatch):
     assert "How2QA" in to_markdown(t)
     # and the stage's configuration can be shown without running it
     monkeypatch.chdir(REPO)
-    assert main(
-        ["show-config", "finetune", "--dataset", "how2qa", "--variant", "siasamrea", "--profile", "full"]
-    ) in (
-        0,
-        1,
-    )  # 1: the full profile's data are not generated here
+    full = ["show-config", "finetune", "--dataset", "how2qa", "--variant", "siasamrea", "--profile", "full"]
+    assert main(full) in (0, 1)  # 1: the full profile's data are not generated here
     # a dataset the profile does not have: a one-line error naming it, no traceback
     assert main(["show-config", "finetune", "--dataset", "how2qa", "--variant", "siasamrea"]) == 1
