@@ -857,8 +857,8 @@ def plot_budget_table(df: pd.DataFrame, source: str):
         axes[i, 1].set_ylabel("accuracy (%)", fontsize=8)
         axes[i, 1].set_title(f"{ds}: accuracy", fontsize=9)
         axes[i, 2].set(
-            xlabel="seconds per run, mean over seeds (training and evaluation, with the "
-            "instrument's extra conditions where run)",
+            xlabel="seconds per run, mean over seeds\n(training + evaluation, with the instrument's "
+            "conditions where run)",
             ylabel="accuracy (%)",
         )
         axes[i, 2].xaxis.label.set_fontsize(8)
