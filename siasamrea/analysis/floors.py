@@ -53,7 +53,7 @@ def task_floors(run_dir: str | Path, split: str) -> dict[str, tuple[str, float]]
     for t in load_tasks(cfg):
         if split not in t.eval:
             continue
-        train = [r for r in t.train if keep is None or Path(r.video_path).stem in keep]
+        train = [r for r in t.train if keep is None or r.video_path.stem in keep]  # as VideoQADataset filters
         if t.kind == TaskKind.COUNT.value:
             out[t.name] = ("mse", mean_predictor_mse(train, t.eval[split]))
         else:
