@@ -2,7 +2,7 @@
 #   make repro   ->  `dvc repro` of the active profile (params.yaml; the embedded default as committed)
 #   make test    ->  the whole pytest suite (what CI runs: .ci/run)
 #   make smoke   ->  the whole pipeline at toy size in build/smoke/ (the default's results are not touched)
-#   make bench   ->  python -m siasamrea.bench, full run, report in build/bench.json
+#   make bench   ->  python -m siasamrea.perf, full run, report in build/bench.json
 #   make profile PROFILE=smoke  ->  params.yaml for another profile (profiles/README.md)
 #   make lab     ->  JupyterLab at the repository root (jupyter_server_config.py: saving strips notebooks/)
 #   make lint, make plots (dvc plots show, offline page in dvc_plots/index.html), make shell (prints how to
@@ -37,18 +37,18 @@ test: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest -q
 
 repro: $(STAMP)
-	$(RUN) $(BIN)/python -m siasamrea.progress $(BIN)/dvc repro
+	$(RUN) $(BIN)/python -m siasamrea.pipeline.progress $(BIN)/dvc repro
 
 smoke: $(STAMP)
-	$(RUN) $(BIN)/python -m siasamrea.profiles sandbox smoke build/smoke --repro
+	$(RUN) $(BIN)/python -m siasamrea.pipeline.profiles sandbox smoke build/smoke --repro
 	@echo "smoke results: build/smoke/figures, build/smoke/metrics (cd build/smoke && dvc metrics show)"
 
 bench: $(STAMP)
 	mkdir -p build
-	$(RUN) $(BIN)/python -m siasamrea.bench --out build/bench.json
+	$(RUN) $(BIN)/python -m siasamrea.perf --out build/bench.json
 
 profile: $(STAMP)
-	$(RUN) $(BIN)/python -m siasamrea.profiles use $(PROFILE)
+	$(RUN) $(BIN)/python -m siasamrea.pipeline.profiles use $(PROFILE)
 
 plots: $(STAMP)
 	$(RUN) $(BIN)/dvc plots show

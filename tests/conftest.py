@@ -35,7 +35,7 @@ def synthetic_root(tmp_path_factory):
     from siasamrea.data.filtering import filter_videos, write_manifest
     from siasamrea.data.frames import build_frame_cache
     from siasamrea.data.tokenization import build_from_vocab_file
-    from siasamrea.synthetic.benchmark import SynthConfig, generate
+    from siasamrea.synthetic.generator import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synthetic")
     cfg = SynthConfig(

@@ -36,9 +36,9 @@ SETTINGS = ["method.num_clips=3", "method.frames_per_clip=2", "optim.epochs=3", 
 def command(root: Path, out: Path, nproc: int, *extra: str) -> list[str]:
     sets = [a for o in synthetic_overrides(root, "msvd-qa", out, *SETTINGS, *extra) for a in ("--set", o)]
     if nproc == 1:
-        return [sys.executable, "-m", "siasamrea.train", *sets]
+        return [sys.executable, "-m", "siasamrea.training", *sets]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "siasamrea.train", *sets]  # fmt: skip
+            "-m", "siasamrea.training", *sets]  # fmt: skip
 
 
 def _env() -> dict:
@@ -158,7 +158,7 @@ def build_benchmark(root: Path) -> Path:
     """The MSVD-QA part of a small synthetic benchmark, its tokenizer and 32x32 frame cache."""
     from siasamrea.data.frames import build_frame_cache
     from siasamrea.data.tokenization import build_from_vocab_file
-    from siasamrea.synthetic.benchmark import SynthConfig, generate
+    from siasamrea.synthetic.generator import SynthConfig, generate
 
     if not (root / "cache32" / "msvd-qa" / "index.json").is_file():
         sizes = dict(tgif_train=4, tgif_test=2, msvd_train=60, msvd_val=10, msvd_test=24, how2qa_train=4,

@@ -13,9 +13,9 @@ import statistics
 import pytest
 import yaml
 
-from siasamrea.analysis import evidence as ev
+from siasamrea.training import evidence as ev
 from siasamrea.analysis import mechanism, results, stats, tables
-from siasamrea.config import Config, EvalConfig, MethodConfig
+from siasamrea.method.config import Config, EvalConfig, MethodConfig
 
 # -- statistics --------------------------------------------------------------------------------------------
 # Two-sided 95% Student-t quantiles from printed tables.

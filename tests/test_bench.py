@@ -1,4 +1,4 @@
-"""The benchmark (siasamrea.bench) measures the right things: the report's structure, and facts checked
+"""The benchmark (siasamrea.perf) measures the right things: the report's structure, and facts checked
 independently of the benchmark's own code (an analytic parameter count, PyAV frame and keyframe counts,
 the annotation file's question count). No timing thresholds: benchmarks measure speed, tests check
 correctness."""
@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from siasamrea.bench import format_table, names_only, profile, run_benchmark, write_report
-from siasamrea.bench.training import BENCH_VISION, StepBench, StepSetting, reasoning_fn
-from siasamrea.model import TINY_TEXT
+from siasamrea.method.model import TINY_TEXT
+from siasamrea.perf import format_table, names_only, profile, run_benchmark, write_report
+from siasamrea.perf.training import BENCH_VISION, StepBench, StepSetting, reasoning_fn
 
 # Every section at the smallest sizes that still exercise it.
 TINY = dict(
@@ -257,7 +257,7 @@ def test_memory_grows_with_the_number_of_clips(bench):
 
 
 def test_cli_writes_the_report(tmp_path, capsys):
-    from siasamrea.bench.__main__ import main
+    from siasamrea.perf.__main__ import main
 
     out = tmp_path / "r.json"
     assert main(["--quick", "--threads", "1", "--only", "inference", "--out", str(out)]) == 0

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import scipy.stats
 
-from siasamrea import pipeline
 from siasamrea.analysis import compare
-from siasamrea.profiles import load_profile
+from siasamrea.pipeline import stages
+from siasamrea.pipeline.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,16 +54,16 @@ def test_compare_cli_reads_figure_folders_and_exits_1_when_something_moved(tmp_p
 
 def test_sweep_points_change_only_the_data_or_the_training_set_size():
     params = load_profile("default", REPO)
-    points = pipeline.sweep_points(params)
+    points = stages.sweep_points(params)
     assert {p["evidence_scale"] for p in points.values() if "evidence_scale" in p} == {0.5, 4.0}
     points["train-250"] = {"train_limit": 250}  # the axis the default has no room for (profiles/full.yaml)
     # the sweep's SiaSamRea is the stop-gradient one, the ablation of the same name at the reference point
-    reference = pipeline.stage_config(
+    reference = stages.stage_config(
         params, "ablations", dataset="msvd-qa", variant="stop_gradient", seed=1, validate=False
     )
     params["sweep"]["train_limits"] = {"train-250": 250}
     for point, p in points.items():
-        cfg = pipeline.sweep_config(params, point, "stop_gradient", 1, validate=False)
+        cfg = stages.sweep_config(params, point, "stop_gradient", 1, validate=False)
         assert cfg.run.out_dir == f"runs/sweep/{point}-stop_gradient/s1"
         assert (cfg.method, cfg.optim, cfg.model) == (reference.method, reference.optim, reference.model)
         if "evidence_scale" in p:

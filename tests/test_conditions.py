@@ -1,4 +1,4 @@
-"""The instrument's evaluation conditions (siasamrea.conditions, ``eval.conditions``) and its table.
+"""The instrument's evaluation conditions (siasamrea.training.conditions, ``eval.conditions``) and its table.
 
 A baseline trained briefly on the session's synthetic MSVD-QA-like set is evaluated by the engine under every
 condition; each condition's predictions are recomputed here from the saved model, with frames, clips and
@@ -15,16 +15,17 @@ import torch
 from conftest import synthetic_overrides
 
 from siasamrea.analysis import floors, instrument
-from siasamrea.analysis.evidence import Evidence
 from siasamrea.analysis.results import Results, RunRef, run_rows
-from siasamrea.conditions import oracle_clip
-from siasamrea.config import ConfigError, load_config
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.frames import CachedFrames
-from siasamrea.data.records import QARecord, TaskKind
+from siasamrea.data.records import QARecord
 from siasamrea.data.tokenization import load_tokenizer
-from siasamrea.experiment import load_tasks
-from siasamrea.model import ClipBertVQA
-from siasamrea.train import train
+from siasamrea.method.config import ConfigError, load_config
+from siasamrea.method.model import ClipBertVQA
+from siasamrea.training.cli import train
+from siasamrea.training.build import load_tasks
+from siasamrea.training.conditions import oracle_clip
+from siasamrea.training.evidence import Evidence
 
 FRAMES = 4
 CLIPS = 3

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import synthetic_overrides
 
-from siasamrea.config import Config, ConfigError, config_from_dict, dump_config, iter_keys, load_config
-from siasamrea.train import main
+from siasamrea.method.config import Config, ConfigError, config_from_dict, dump_config, iter_keys, load_config
+from siasamrea.training.cli import main
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_cli_config_error_exits_2_before_creating_anything(tmp_path, capsys, pat
 def test_cli_subprocess_exit_code(tmp_path, paths, override, key):
     out = tmp_path / "run"
     args = [a for p in [*paths, f"run.out_dir={out}", override] for a in ("--set", p)]
-    proc = subprocess.run([sys.executable, "-m", "siasamrea.train", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "siasamrea.training", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert f"config error: {key}:" in proc.stderr
@@ -214,7 +214,7 @@ def test_cli_subprocess_exit_code(tmp_path, paths, override, key):
 
 
 def test_resolved_config_of_a_run_loads_back(synthetic_root, tmp_path):
-    from siasamrea.train import train
+    from siasamrea.training.cli import train
 
     out = tmp_path / "run"
     overrides = synthetic_overrides(synthetic_root, "msvd-qa", out, "method.num_clips=3", "optim.lr=3e-4",

@@ -25,7 +25,7 @@ from siasamrea.data.cli import main
 from siasamrea.data.frames import CachedFrames
 from siasamrea.data.registry import DATASETS
 from siasamrea.data.tokenization import load_tokenizer
-from siasamrea.synthetic.benchmark import COUNT_FIELDS, SynthConfig
+from siasamrea.synthetic.generator import COUNT_FIELDS, SynthConfig
 from siasamrea.video import count_frames, is_gif, read_frames, write_gif, write_video
 
 SCALE = 0.005

@@ -28,12 +28,12 @@ import torch
 from conftest import synthetic_overrides
 from safetensors.torch import load_file
 
-from siasamrea.config import load_config
-from siasamrea.distributed import DistInfo
-from siasamrea.engine import Trainer, linear_schedule
-from siasamrea.model import ClipBertVQA
-from siasamrea.samplers import EvalBatchSampler, TrainBatchSampler
-from siasamrea.train import train
+from siasamrea.method.config import load_config
+from siasamrea.method.model import ClipBertVQA
+from siasamrea.training.cli import train
+from siasamrea.training.distributed import DistInfo
+from siasamrea.training.rank_samplers import EvalBatchSampler, TrainBatchSampler
+from siasamrea.training.trainer import Trainer, linear_schedule
 
 ATOL = 5e-5
 NO_DROPOUT = 'model.text={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}'
@@ -48,7 +48,7 @@ KINDS = {"msvd-qa": "open_ended", "how2qa": "multiple_choice"}
 
 def _torchrun(args: list[str], nproc: int) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "siasamrea.train", *args]  # fmt: skip
+           "-m", "siasamrea.training", *args]  # fmt: skip
     return subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
 

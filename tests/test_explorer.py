@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 from conftest import REPO, synthetic_overrides
 
-from siasamrea import pipeline, profiles
 from siasamrea.analysis import explorer as ex
-from siasamrea.analysis.figures import draw_reasoning
+from siasamrea.analysis.sampling_figures import draw_reasoning
+from siasamrea.pipeline import profiles, stages
 
 matplotlib.use("Agg")
 
@@ -49,7 +49,7 @@ def repo(synthetic_root, tmp_path_factory) -> Path:
         x for o in synthetic_overrides(synthetic_root, "msvd-qa", root / RUN, *extra) for x in ("--set", o)
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "siasamrea.train", *args], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "siasamrea.training", *args], env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return root
@@ -83,7 +83,7 @@ def _softmax(x):
 
 
 def _expected(v, analysis, omega, t_aff, t_pred, w1, w2):
-    """Eq. 1–5 written out in numpy, independently of siasamrea.reasoning."""
+    """Eq. 1–5 written out in numpy, independently of siasamrea.method.reasoning."""
     f = np.asarray(v["features"], dtype=np.float64)
     f = f / np.linalg.norm(f, axis=-1, keepdims=True)
     a = np.exp(f @ f.T / t_aff)
@@ -137,7 +137,7 @@ def test_affinity_heatmap_masks_the_diagonal_so_the_scale_is_off_diagonal(repo):
 
 def test_explorer_widget_recomputes_when_a_control_moves(repo, monkeypatch):
     monkeypatch.chdir(repo)
-    params = pipeline.load_params()
+    params = stages.load_params()
     ui = ex.build(params)
     assert ui.run_box.value == RUN and ui.epoch_box.value == EPOCHS
     before = ui.reasoning_out.outputs[0]["data"]["image/png"]
@@ -156,14 +156,14 @@ def test_explorer_widget_recomputes_when_a_control_moves(repo, monkeypatch):
 def test_notebooks_find_the_root_and_the_active_profile(repo, monkeypatch):
     monkeypatch.chdir(repo / "notebooks")  # where JupyterLab starts a notebook's kernel
     with pytest.raises(FileNotFoundError, match="run from the repository root"):
-        pipeline.load_params()
-    assert pipeline.enter_root() == repo.resolve() and Path.cwd() == repo.resolve()
-    assert pipeline.load_params()["name"] == "smoke"
+        stages.load_params()
+    assert stages.enter_root() == repo.resolve() and Path.cwd() == repo.resolve()
+    assert stages.load_params()["name"] == "smoke"
     with pytest.raises(ValueError, match="active profile is 'smoke'"):
-        pipeline.load_params(profile="default")
+        stages.load_params(profile="default")
     monkeypatch.chdir("/")
     with pytest.raises(FileNotFoundError, match="holds params.yaml and dvc.yaml"):
-        pipeline.find_root()
+        stages.find_root()
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         src = "".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
         assert "pipeline.enter_root()" in src and "\nprofile = None" in "\n" + src, nb.name

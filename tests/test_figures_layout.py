@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from conftest import REPO  # noqa: E402
 
 from siasamrea.analysis import mechanism, tables  # noqa: E402
-from siasamrea.bench import figures as bench_figures  # noqa: E402
+from siasamrea.perf import plot as bench_figures  # noqa: E402
 
 SUMMARY = REPO / "figures" / "summary.json"
 MECHANISM = REPO / "figures" / "mechanism.json"

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from siasamrea.losses import SiaSamReaLoss
-from siasamrea.model import ClipBertVQA, ModelConfig
-from siasamrea.reasoning import SiameseReasoner
-from siasamrea.sampling import siamese_sample
+from siasamrea.method.losses import SiaSamReaLoss
+from siasamrea.method.model import ClipBertVQA, ModelConfig
+from siasamrea.method.reasoning import SiameseReasoner
+from siasamrea.method.sampling import siamese_sample
 
 
 def random_videos(num_videos=6, length=30, size=32, seed=0):

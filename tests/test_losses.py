@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from siasamrea.losses import (
+from siasamrea.method.losses import (
     SiaSamReaLoss,
     clip_probabilities,
     gt_loss,
@@ -14,8 +14,8 @@ from siasamrea.losses import (
     siamese_loss,
     soft_label_gt_loss,
 )
-from siasamrea.model import ClipOutputs
-from siasamrea.reasoning import SiameseReasoner, siamese_affinity, soft_label
+from siasamrea.method.model import ClipOutputs
+from siasamrea.method.reasoning import SiameseReasoner, siamese_affinity, soft_label
 
 OE, MC, COUNT = "open_ended", "multiple_choice", "count"
 

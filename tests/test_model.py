@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
 
-from siasamrea.losses import SiaSamReaLoss
-from siasamrea.model import TINY_TEXT, TINY_VISION, ClipBertVQA, ModelConfig
-from siasamrea.reasoning import SiameseReasoner
+from siasamrea.method.losses import SiaSamReaLoss
+from siasamrea.method.model import TINY_TEXT, TINY_VISION, ClipBertVQA, ModelConfig
+from siasamrea.method.reasoning import SiameseReasoner
 
 HEADS = {
     "oe": {"kind": "open_ended", "num_answers": 11},

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from siasamrea.config import load_config
 from siasamrea.data.frames import build_frame_cache
 from siasamrea.data.tokenization import build_from_vocab_file
-from siasamrea.grounding import ground
-from siasamrea.model import TINY_VISION
-from siasamrea.synthetic.benchmark import COUNT_FIELDS, SynthConfig, generate
-from siasamrea.train import train
+from siasamrea.method.config import load_config
+from siasamrea.method.model import TINY_VISION
+from siasamrea.synthetic.generator import COUNT_FIELDS, SynthConfig, generate
+from siasamrea.training.cli import train
+from siasamrea.training.grounding import ground
 
 TYPES = ("color", "object", "number", "location")  # TGIF-QA frameqa types; "object" asks the shape
 

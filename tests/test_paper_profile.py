@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from siasamrea import pipeline
 from siasamrea.analysis.results import expected_runs
-from siasamrea.config import ConfigError
-from siasamrea.profiles import load_profile
+from siasamrea.method.config import ConfigError
+from siasamrea.pipeline import stages
+from siasamrea.pipeline.profiles import load_profile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _stage_instances(params: dict) -> list[tuple[str, str | None, str | None]]:
     out = [("init", None, None)]
     out += [("pretrain", None, v) for v in params["pretrain"]["variants"]]
-    for ref in expected_runs(params, (*pipeline.FINETUNE_SECTIONS, pipeline.SWEEP)):
+    for ref in expected_runs(params, (*stages.FINETUNE_SECTIONS, stages.SWEEP)):
         out.append((ref.section, ref.dataset, ref.variant))
     return sorted(set(out), key=str)
 
@@ -44,13 +44,13 @@ def test_every_stage_of_the_paper_profile_validates_with_its_folders_present(tmp
     assert {s for s, _, _ in instances} >= {"init", "pretrain", "finetune", "ablations"}
     configs = []
     for stage, dataset, variant in instances:
-        configs += pipeline.stage_configs(params, stage, dataset=dataset, variant=variant, validate=False)
+        configs += stages.stage_configs(params, stage, dataset=dataset, variant=variant, validate=False)
     assert len(configs) >= 4 * 3 * 3  # four downstream datasets, three variants, three seeds at least
     for cfg in configs:
         _stub(cfg)
     validated = 0
     for stage, dataset, variant in instances:
-        for cfg in pipeline.stage_configs(params, stage, dataset=dataset, variant=variant):
+        for cfg in stages.stage_configs(params, stage, dataset=dataset, variant=variant):
             assert cfg.data.frame_size == 448 and cfg.model.stem == "imagenet"
             assert "oracle" not in cfg.eval.conditions  # real data has no evidence ground truth
             validated += 1
@@ -59,7 +59,7 @@ def test_every_stage_of_the_paper_profile_validates_with_its_folders_present(tmp
     # a missing release or checkpoint is refused, naming its key
     Path(params["data"]["datasets"]["how2qa"]["root"]).rmdir()
     with pytest.raises(ConfigError, match="data.root"):
-        pipeline.stage_configs(params, "finetune", dataset="how2qa", variant="baseline")
+        stages.stage_configs(params, "finetune", dataset="how2qa", variant="baseline")
     Path(params["pretrain"]["config"]["model"]["clipbert_checkpoint"]).unlink()
     with pytest.raises(ConfigError, match="model.clipbert_checkpoint"):
-        pipeline.stage_configs(params, "pretrain", variant="siasamrea")
+        stages.stage_configs(params, "pretrain", variant="siasamrea")

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
-from siasamrea.clipbert import CLIPBERT_PIXEL_STD, load_clipbert, map_key
-from siasamrea.config import ConfigError, load_config
-from siasamrea.engine import resolve_precision
-from siasamrea.experiment import freeze_batchnorm
-from siasamrea.model import TINY_TEXT, ClipBertVQA, ModelConfig
+from siasamrea.method.clipbert import CLIPBERT_PIXEL_STD, load_clipbert, map_key
+from siasamrea.method.config import ConfigError, load_config
+from siasamrea.method.model import TINY_TEXT, ClipBertVQA, ModelConfig
+from siasamrea.training.build import freeze_batchnorm
+from siasamrea.training.trainer import resolve_precision
 
 HEADS = {"oe": {"kind": "open_ended", "num_answers": 7}, "mc": {"kind": "multiple_choice"}}
 
@@ -305,8 +305,8 @@ def test_clipbert_head_forward_has_the_expected_shapes():
 
 # -- the paper-scale benchmark's report ------------------------------------------------------------------
 def test_paper_scale_run_reports_consistent_memory_and_names_files_only(tmp_path):
-    from siasamrea.bench import write_report
-    from siasamrea.bench.paper import run_paper_scale
+    from siasamrea.perf import write_report
+    from siasamrea.perf.paper import run_paper_scale
 
     r = run_paper_scale(quick=True, log=lambda *_: None)
     acts = {(a["frame_size"], a["num_clips"]): a for a in r["activations"]}

@@ -1,6 +1,6 @@
 """The DVC pipeline end to end, on the smoke profile, in a fresh copy of the repository.
 
-One module-scoped fixture copies the repository (``siasamrea.profiles.sandbox``: the files git tracks or
+One module-scoped fixture copies the repository (``siasamrea.pipeline.profiles.sandbox``: the files git tracks or
 would track, without the committed results), selects the smoke profile and runs ``dvc repro`` once; the
 tests then check what it produced (the figures, a short ``dvc metrics show``, an offline ``dvc plots show``
 covering every run), that a second ``dvc repro`` runs nothing, that changing one ablation variant re-runs
@@ -22,8 +22,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from siasamrea import profiles
 from siasamrea.data.tgif_qa import is_val_gif
+from siasamrea.pipeline import profiles
 
 BIN = Path(sys.executable).parent
 
@@ -146,7 +146,7 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     old = "no_w1: {method: {variant: siasamrea, learn_w1: false}}"
     assert text.count(old) == 1, "the smoke profile's no_w1 ablation is where the test expects it"
     profile.write_text(text.replace(old, old.replace("learn_w1: false", "learn_w1: false, omega: 0.4")))
-    _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
+    _run([sys.executable, "-m", "siasamrea.pipeline.profiles", "use", "smoke"], repo)
     proc = _run([str(BIN / "dvc"), "repro"], repo)
     rerun = {"ablations@msvd-qa-no_w1", "curves", "tables", "mechanism", "instrument", "explorer"}
     assert _stages_run(proc.stdout) == rerun
@@ -157,7 +157,7 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     # back to the committed setting: the training run and the curves come from DVC's run cache, nothing trains
     # again; the figure stages run (DVC's run cache skips stages with uncached outputs: the committed figures)
     profile.write_text(text)
-    _run([sys.executable, "-m", "siasamrea.profiles", "use", "smoke"], repo)
+    _run([sys.executable, "-m", "siasamrea.pipeline.profiles", "use", "smoke"], repo)
     proc = _run([str(BIN / "dvc"), "repro"], repo)
     assert _stages_run(proc.stdout) == {"tables", "mechanism", "instrument", "explorer"}, proc.stdout[-2000:]
     assert "ablations@msvd-qa-no_w1' is cached" in proc.stdout and "'curves' is cached" in proc.stdout

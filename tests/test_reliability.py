@@ -22,14 +22,14 @@ import torch
 from conftest import synthetic_overrides
 from safetensors import SafetensorError
 
-from siasamrea import checkpoint as ckpt
-from siasamrea.config import load_config
 from siasamrea.data import cli as data_cli
 from siasamrea.data.frames import build_frame_cache
 from siasamrea.data.registry import read_split
 from siasamrea.data.tokenization import build_from_vocab_file, build_word_tokenizer, load_tokenizer
-from siasamrea.experiment import load_tasks
-from siasamrea.train import EXIT_CONFIG, EXIT_DIVERGED, main, train
+from siasamrea.method.config import load_config
+from siasamrea.training.cli import EXIT_CONFIG, EXIT_DIVERGED, main, train
+from siasamrea.training import checkpoint as ckpt
+from siasamrea.training.build import load_tasks
 from siasamrea.video import read_frames
 
 TINY = ["method.num_clips=3", "method.frames_per_clip=2", "optim.epochs=2", "optim.batch_size=4",
@@ -341,7 +341,7 @@ def test_a_diverged_run_exits_non_zero_as_a_process(synthetic_root, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "siasamrea.train",
+        "siasamrea.training",
         *_cli_overrides(synthetic_root, tmp_path / "run", "optim.lr=1e6"),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)

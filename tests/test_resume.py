@@ -20,9 +20,9 @@ import torch
 from conftest import synthetic_overrides
 from safetensors.torch import load_file
 
-from siasamrea import checkpoint as ckpt
-from siasamrea.config import load_config
-from siasamrea.train import train
+from siasamrea.method.config import load_config
+from siasamrea.training import checkpoint as ckpt
+from siasamrea.training.cli import train
 
 SETTINGS = {
     # one task: 24 questions, 6 steps per epoch, 12 in all
@@ -134,7 +134,7 @@ def test_resume_of_a_finished_run_changes_nothing(synthetic_root, reference, tmp
 # -- (b) a real SIGKILL --------------------------------------------------------------------------------
 def _cli(root: Path, out: Path, *extra: str) -> list[str]:
     args = [a for o in overrides(root, "msvd-qa", out, *extra) for a in ("--set", o)]
-    return [sys.executable, "-m", "siasamrea.train", *args]
+    return [sys.executable, "-m", "siasamrea.training", *args]
 
 
 def test_sigkill_and_resume_is_bitwise_identical(synthetic_root, tmp_path):

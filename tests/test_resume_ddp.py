@@ -14,7 +14,7 @@ from kill_resume import command, kill_and_resume, run_to_end
 from safetensors.torch import load_file
 from test_resume import assert_same_run
 
-from siasamrea import checkpoint as ckpt
+from siasamrea.training import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siasamrea.sampling import (
-    MAX_FRAMES_PER_CLIP,
-    MIN_FRAMES_PER_CLIP,
+from siasamrea.core.choices import MAX_FRAMES_PER_CLIP, MIN_FRAMES_PER_CLIP
+from siasamrea.method.sampling import (
     VideoTooShortError,
     anchor_copies_sample,
     frames_per_clip_for_length,

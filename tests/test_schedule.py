@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from siasamrea.engine import linear_schedule
+from siasamrea.training.trainer import linear_schedule
 
 
 def _old_factor(total_steps: int, warmup_ratio: float):

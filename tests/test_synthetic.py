@@ -22,7 +22,7 @@ from siasamrea.data.filtering import filter_videos, read_manifest
 from siasamrea.data.prepare import prepare
 from siasamrea.data.registry import read_split
 from siasamrea.data.tokenization import load_tokenizer
-from siasamrea.synthetic.benchmark import (
+from siasamrea.synthetic.generator import (
     COLORS_DEFAULT,
     COUNT_FIELDS,
     SHAPES_DEFAULT,

@@ -11,10 +11,9 @@ import pytest
 import torch
 from scipy import stats
 
-from siasamrea.grounding import parse_description
-from siasamrea.sampling import sample_clips
+from siasamrea.method.sampling import sample_clips
 from siasamrea.synthetic import benchmark
-from siasamrea.synthetic.benchmark import (
+from siasamrea.synthetic.generator import (
     HOW2QA_DOMAIN,
     MSVD_DOMAIN,
     STILLS_DOMAIN,
@@ -31,6 +30,7 @@ from siasamrea.synthetic.tasks import (
     stills_choice_video,
     transition_video,
 )
+from siasamrea.training.grounding import parse_description
 
 
 def _questions(make, domain, n, seed=0):

@@ -17,15 +17,15 @@ import pytest
 import yaml
 from conftest import REPO
 
-from siasamrea import pipeline, profiles, progress
 from siasamrea.analysis import curves
-from siasamrea.engine import Trainer
+from siasamrea.pipeline import profiles, progress, stages
+from siasamrea.training.trainer import Trainer
 
 
 # -- profiles ---------------------------------------------------------------------------------------------
 def test_committed_params_yaml_is_the_composed_default_profile():
     assert (REPO / "params.yaml").read_text() == profiles.params_text("default", REPO), (
-        "params.yaml is out of date: run `python -m siasamrea.profiles use default`"
+        "params.yaml is out of date: run `python -m siasamrea.pipeline.profiles use default`"
     )
 
 
@@ -95,7 +95,7 @@ def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path):
 def test_use_writes_params_and_sandbox_leaves_out_the_committed_results(tmp_path):
     dst = profiles.sandbox("smoke", tmp_path / "box", REPO, share_cache=False)
     assert yaml.safe_load((dst / "params.yaml").read_text())["active"]["name"] == "smoke"
-    assert (dst / "dvc.yaml").is_file() and (dst / "siasamrea" / "profiles.py").is_file()
+    assert (dst / "dvc.yaml").is_file() and (dst / "siasamrea" / "pipeline" / "profiles.py").is_file()
     assert (
         not (dst / "figures").exists() and not (dst / "metrics").exists() and not (dst / "dvc.lock").exists()
     )
@@ -117,16 +117,16 @@ FULL = {
 
 
 def test_headline_metrics_are_the_last_epoch_on_the_headline_split_in_percent():
-    assert pipeline.headline_metrics(FULL) == {"acc": 29.7, "best": 31.02}
+    assert stages.headline_metrics(FULL) == {"acc": 29.7, "best": 31.02}
     multi = {
         "best": {"action": {"test": {"acc": 0.2, "epoch": 5}}, "count": {"test": {"mse": 1.76, "epoch": 8}}},
         "last": {"action": {"test": {"acc": 0.18, "epoch": 8}}, "count": {"test": {"mse": 1.8, "epoch": 8}}},
     }
-    assert pipeline.headline_metrics(multi) == {"action": 18.0, "count_mse": 1.8}
-    assert pipeline.headline_metrics({"skipped": "init is disabled"}) == {}
+    assert stages.headline_metrics(multi) == {"action": 18.0, "count_mse": 1.8}
+    assert stages.headline_metrics({"skipped": "init is disabled"}) == {}
     other = {**FULL, "last": {"msvd-qa": {"test": {"acc": 0.3, "epoch": 6}}}}
-    assert pipeline.group_headline([FULL, other]) == {"acc": 29.85, "best": 31.02, "seeds": 2}
-    assert pipeline.group_headline([{"skipped": "init is disabled"}]) == {}
+    assert stages.group_headline([FULL, other]) == {"acc": 29.85, "best": 31.02, "seeds": 2}
+    assert stages.group_headline([{"skipped": "init is disabled"}]) == {}
 
 
 def test_committed_metrics_are_short():

@@ -29,15 +29,15 @@ import torch
 from conftest import synthetic_overrides
 from safetensors.torch import load_file
 
-from siasamrea.config import load_config
 from siasamrea.data.frames import CachedFrames, build_frame_cache
 from siasamrea.data.tokenization import build_from_vocab_file, load_tokenizer
-from siasamrea.experiment import load_tasks
-from siasamrea.model import ClipBertVQA
+from siasamrea.method.config import load_config
+from siasamrea.method.model import ClipBertVQA
 from siasamrea.synthetic import benchmark
-from siasamrea.synthetic.benchmark import DOMAINS, SynthConfig, generate
+from siasamrea.synthetic.generator import DOMAINS, SynthConfig, generate
 from siasamrea.synthetic.tasks import count_video
-from siasamrea.train import train
+from siasamrea.training.cli import train
+from siasamrea.training.build import load_tasks
 
 EASY_SEED = 3
 NO_DROPOUT = 'model.text={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}'

@@ -5,8 +5,8 @@ leaves ``analysis/epoch-<e>.json``) and one of its saved training videos. The fi
 and the answer evidence lie in the video (synthetic benchmark: its ground-truth frame ranges), the clips'
 frames, Â, P and the soft label Q. The controls change ω, the affinity (Eq. 2 or the w/ SKR average), its
 temperature, the prediction temperature and W1/W2; Â, P and Q are then recomputed from the saved clip
-features and logits with the library's own functions (:mod:`siasamrea.reasoning`,
-:func:`siasamrea.losses.clip_probabilities`), so what is shown is what training computes.
+features and logits with the library's own functions (:mod:`siasamrea.method.reasoning`,
+:func:`siasamrea.method.losses.clip_probabilities`), so what is shown is what training computes.
 
 ``Explorer(params)`` builds it; ``.widget`` is what the notebook displays and ``.save(path)`` writes the
 current figure, so a papermill run executes the same code path without a front end.
@@ -26,8 +26,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from siasamrea.analysis import evidence as ev
-from siasamrea.analysis.figures import (
+from siasamrea.training import evidence as ev
+from siasamrea.analysis.results import expected_runs
+from siasamrea.analysis.sampling_figures import (
     _default_title,
     clip_frames,
     default_run,
@@ -35,9 +36,8 @@ from siasamrea.analysis.figures import (
     draw_example,
     draw_reasoning,
 )
-from siasamrea.analysis.results import expected_runs
-from siasamrea.losses import clip_probabilities
-from siasamrea.reasoning import average_affinity, siamese_affinity, soft_label
+from siasamrea.method.losses import clip_probabilities
+from siasamrea.method.reasoning import average_affinity, siamese_affinity, soft_label
 
 WEIGHTS = ("trained", "uniform", "anchor only", "siamese clips only")
 AFFINITIES = ("siamese", "average")
@@ -321,7 +321,7 @@ class Explorer:
         legend = w.HTML(
             "Videos: ★ = the answer is only in a siamese clip (the anchor misses it); ✓ = the anchor "
             "has it. Changing a setting recomputes Â, P and Q from the saved clip features and "
-            "logits (siasamrea.reasoning)."
+            "logits (siasamrea.method.reasoning)."
         )
         self.controls = [self.omega, self.affinity, self.affinity_t, self.temperature, self.w1, self.w2]
         self.widget = w.VBox(

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from siasamrea.analysis.evidence import run_config
-from siasamrea.data.records import QARecord, TaskKind
-from siasamrea.experiment import kept_videos, load_tasks
+from siasamrea.core.choices import TaskKind
+from siasamrea.data.records import QARecord
+from siasamrea.training.build import kept_videos, load_tasks
+from siasamrea.training.evidence import run_config
 
 
 def answer_prior(train_records: list[QARecord], eval_records: list[QARecord], kind: str) -> float:

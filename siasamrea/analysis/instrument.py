@@ -1,7 +1,7 @@
 """The instrument table: what the embedded benchmark can measure, and whether it sees a known effect.
 
 For each fine-tuned dataset the baseline models (every seed, last epoch) are evaluated by the engine under
-the conditions of :mod:`siasamrea.conditions` (``instrument.json`` of each run). This module reads them and
+the conditions of :mod:`siasamrea.training.conditions` (``instrument.json`` of each run). This module reads them and
 places the baseline between its bounds:
 
 * **answer prior**: the most frequent training answer of the question's type (multiple choice: one over the
@@ -30,12 +30,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from siasamrea.analysis.evidence import clip_contains, load_evidence, lookup, run_config
 from siasamrea.analysis.floors import answer_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.analysis.tables import data_source
-from siasamrea.experiment import load_tasks
+from siasamrea.training.build import load_tasks
+from siasamrea.training.evidence import clip_contains, load_evidence, lookup, run_config
 
 BASELINE = "baseline"
 EVERY_CLIP = "all_clips"  # the ablation whose every clip is supervised by L_gt (no reasoning)

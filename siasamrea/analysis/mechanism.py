@@ -1,6 +1,6 @@
 """Where the gain comes from (docs/method.md): evidence containment, accuracy by evidence, gap by budget.
 
-Three questions, on the synthetic benchmark's ground truth (:mod:`siasamrea.analysis.evidence`):
+Three questions, on the synthetic benchmark's ground truth (:mod:`siasamrea.training.evidence`):
 
 1. **Containment.** How often does the evaluation anchor clip (all the model sees at test time) contain the
    answer evidence, and how often the union of the anchor and its siamese clips (what training could
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from siasamrea.analysis import evidence as ev
+from siasamrea.training import evidence as ev
 from siasamrea.analysis.results import (
     Results,
     by_seed,

@@ -1,7 +1,7 @@
 """The regime the paper's claim is about: gaps against anchor coverage and training-set size.
 
 The claim is that siamese clips help when the anchor misses evidence that its neighbours hold. The sweep
-(``sweep`` section, :func:`siasamrea.pipeline.sweep_points`) fine-tunes the baseline, SiaSamRea and the
+(``sweep`` section, :func:`siasamrea.pipeline.stages.sweep_points`) fine-tunes the baseline, SiaSamRea and the
 every-clip-supervised control at several evidence scales (the share of test questions whose anchor clip
 shows the evidence moves from about 20% to about 90%) and several training-set sizes. The reference point
 (scale 1, every training question) is the fine-tuning and ablation runs themselves.
@@ -21,11 +21,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from siasamrea import pipeline
-from siasamrea.analysis.evidence import clip_contains, load_evidence, lookup, run_config
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.analysis.tables import data_source
+from siasamrea.pipeline import stages
+from siasamrea.training.evidence import clip_contains, load_evidence, lookup, run_config
 
 GAPS = (
     ("siasamrea", "baseline", "SiaSamRea − baseline"),
@@ -38,9 +38,9 @@ REFERENCE = "reference"
 
 def _where(point: str, params: dict, variant: str) -> dict:
     """Where a (point, variant)'s runs are in the results: the sweep, or the reference runs."""
-    ds = params[pipeline.SWEEP]["dataset"]
+    ds = params[stages.SWEEP]["dataset"]
     if point != REFERENCE:
-        return {"section": pipeline.SWEEP, "dataset": point, "variant": variant}
+        return {"section": stages.SWEEP, "dataset": point, "variant": variant}
     section = "ablations" if variant not in (params["finetune"].get("variants") or {}) else "finetune"
     return {"section": section, "dataset": ds, "variant": variant}
 
@@ -77,13 +77,13 @@ def _multi_gap(results: Results, where: dict, task: str, split: str, root: Path)
 
 def sweep_rows(params: dict, results: Results, root: str | Path = ".") -> list[dict]:
     """One row per point × gap: the axis values, the coverage and the gap (a :class:`Summary` in points)."""
-    sw = params.get(pipeline.SWEEP)
+    sw = params.get(stages.SWEEP)
     if not sw:
         return []
     ds, root = sw["dataset"], Path(root)
     split = headline_split(params, ds)
     points = {REFERENCE: {"evidence_scale": 1.0, "train_limit": None}}
-    points.update(pipeline.sweep_points(params))
+    points.update(stages.sweep_points(params))
     rows = []
     for point, p in points.items():
         base_where = _where(point, params, "baseline")
@@ -125,7 +125,7 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def to_markdown(params: dict, rows: list[dict]) -> str:
-    ds = (params.get(pipeline.SWEEP) or {}).get("dataset", "")
+    ds = (params.get(stages.SWEEP) or {}).get("dataset", "")
     head = [
         f"**{data_source(params, [ds])}**",
         "",
@@ -177,7 +177,7 @@ def plot(params: dict, rows: list[dict]):
     axes[1].set_title("against training-set size (evidence scale 1)", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, 0.93))
-    ds = (params.get(pipeline.SWEEP) or {}).get("dataset", "")
+    ds = (params.get(stages.SWEEP) or {}).get("dataset", "")
     title = textwrap.fill(f"Where the gap comes from — {data_source(params, [ds])}", 140)
     fig.suptitle(title, fontsize=8, y=0.99)
     fig.tight_layout(rect=(0, 0, 1, 0.84))

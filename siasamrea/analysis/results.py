@@ -2,7 +2,7 @@
 
 Only the runs the active ``params.yaml`` profile lists are read (the ``pretrain``, ``finetune``,
 ``ablations`` and ``budget`` sections: datasets × variants × seeds), at the paths
-:mod:`siasamrea.pipeline` gives them. ``runs/`` is never globbed: a run left over from another profile or
+:mod:`siasamrea.pipeline.stages` gives them. ``runs/`` is never globbed: a run left over from another profile or
 an earlier variant list must not slip into a table. A listed run without ``metrics.json`` is reported as
 missing (``Results.missing``), never silently dropped.
 
@@ -13,7 +13,6 @@ as the engine writes them (accuracy as a fraction, count as MSE).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from siasamrea import pipeline
+from siasamrea.core.mapping import deep_merge
+from siasamrea.pipeline import stages
 
-SECTIONS = ("pretrain", *pipeline.FINETUNE_SECTIONS, pipeline.SWEEP)
+SECTIONS = ("pretrain", *stages.FINETUNE_SECTIONS, stages.SWEEP)
 
 #: The split each dataset's headline number is reported on: the test sets, and "the public val set of
 #: How2QA" (paper, Table 4) since How2QA's test set is hidden.
-HEADLINE_SPLIT = pipeline.HEADLINE_SPLIT
+HEADLINE_SPLIT = stages.HEADLINE_SPLIT
 
 COLUMNS = ["section", "dataset", "variant", "seed", "task", "split", "metric", "best", "best_epoch", "last",
            "last_epoch", "at_best_val", "at_best_val_epoch", "epochs", "num_clips", "train_seconds",
@@ -64,8 +64,8 @@ class Results:
 def _section_datasets(params: dict, section: str) -> list[str]:
     if section == "pretrain":
         return [params["pretrain"]["dataset"]]
-    if section == pipeline.SWEEP:  # the sweep's "datasets" are its points
-        return list(pipeline.sweep_points(params))
+    if section == stages.SWEEP:  # the sweep's "datasets" are its points
+        return list(stages.sweep_points(params))
     datasets = params[section].get("datasets") or []
     return list(datasets) if isinstance(datasets, (list, tuple)) else list(datasets.keys())
 
@@ -80,8 +80,8 @@ def expected_runs(params: dict, sections: tuple[str, ...] = SECTIONS) -> list[Ru
         for ds in _section_datasets(params, section):
             for variant in sec["variants"]:
                 for seed in sec.get("seeds", [0]):
-                    path = (pipeline.pretrain_dir(variant, seed) if section == "pretrain"
-                            else pipeline.finetune_dir(section, ds, variant, seed))  # fmt: skip
+                    path = (stages.pretrain_dir(variant, seed) if section == "pretrain"
+                            else stages.finetune_dir(section, ds, variant, seed))  # fmt: skip
                     out.append(RunRef(section, ds, variant, int(seed), path))
     return out
 
@@ -139,25 +139,19 @@ def headline_split(params: dict, dataset: str) -> str:
     return want if want in splits else splits[-1]
 
 
-def _merge(base: dict, over: dict | None) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
 
 def variant_settings(params: dict, section: str, dataset: str, variant: str) -> dict:
     """The ``method`` and ``optim`` settings a variant trains with, resolved from params like
-    :func:`siasamrea.pipeline.finetune_config` (without building or validating a Config, so it works for
+    :func:`siasamrea.pipeline.stages.finetune_config` (without building or validating a Config, so it works for
     runs that do not exist)."""
     base = {"method": params.get("method", {}), "optim": params.get("optim", {})}
     if section == "pretrain":
-        cfg = _merge(base, params["pretrain"].get("config"))
+        cfg = deep_merge(base, params["pretrain"].get("config"))
     else:
         ft = params.get("finetune", {})
-        cfg = _merge(base, ft.get("config"))
-        cfg = _merge(cfg, (ft.get("datasets") or {}).get(dataset, {}).get("config"))
-    return _merge(cfg, (params.get(section, {}).get("variants") or {}).get(variant))
+        cfg = deep_merge(base, ft.get("config"))
+        cfg = deep_merge(cfg, (ft.get("datasets") or {}).get(dataset, {}).get("config"))
+    return deep_merge(cfg, (params.get(section, {}).get("variants") or {}).get(variant))
 
 
 def train_clips(settings: dict) -> int:

@@ -29,7 +29,7 @@ import pandas as pd
 from siasamrea.analysis import floors, paper
 from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
 from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
-from siasamrea.synthetic.benchmark import DOMAINS
+from siasamrea.synthetic.generator import DOMAINS
 
 #: Names of the real datasets the synthetic sets stand in for.
 REAL_NAMES = {

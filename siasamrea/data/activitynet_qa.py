@@ -30,8 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from siasamrea.core.choices import TaskKind
+
 from .msvd_qa import load_json_array
-from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row
+from .records import AnnotationError, QARecord, ReadResult, handle_bad_row
 
 DATASET = "activitynet-qa"
 SPLITS = ("train", "val", "test")

@@ -41,7 +41,7 @@ def _options(items: list[str]) -> dict:
 
 
 def cmd_synth(args) -> dict:
-    from siasamrea.synthetic.benchmark import SynthConfig, generate, scaled
+    from siasamrea.synthetic.generator import SynthConfig, generate, scaled
 
     if not args.scale > 0:  # also NaN; 0 or less would still write one video of each kind
         raise ValueError(f"synth: --scale must be > 0, got {args.scale}")

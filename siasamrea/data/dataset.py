@@ -19,9 +19,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from siasamrea.data.records import QARecord, TaskKind
+from siasamrea.core.choices import TaskKind
+from siasamrea.data.records import QARecord
 from siasamrea.data.vocab import OOV, AnswerVocab
-from siasamrea.sampling import frames_per_clip_for_length, min_frames_required, sample_clips, uniform_clips
+from siasamrea.method.sampling import (
+    frames_per_clip_for_length,
+    min_frames_required,
+    sample_clips,
+    uniform_clips,
+)
 
 SAMPLERS = ("siamese", "anchor_copies", "sparse", "uniform")
 

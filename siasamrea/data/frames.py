@@ -15,17 +15,16 @@ Both are keyed by the video file's stem, which is unique within each supported d
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from siasamrea.checkpoint import remove_stale_temporaries
+from siasamrea.core.fileio import atomic_path, remove_stale_temporaries
 from siasamrea.video import VideoError, count_frames, read_frames, read_frames_fit, video_fps, video_size
 
 RESIZE_MODES = ("pad", "stretch")
@@ -158,36 +157,31 @@ def build_frame_cache(
     final = Path(cache_dir)
     # Leftovers of builds that were killed: nothing else would ever remove them.
     remove_stale_temporaries(final.parent, re.escape(final.name))
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    frames = np.lib.format.open_memmap(
-        tmp / FRAMES_FILE, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]), frame_size, frame_size, 3)
-    )
+    with atomic_path(final, fsync=False) as tmp:
+        tmp.mkdir(parents=True)
+        frames = np.lib.format.open_memmap(
+            tmp / FRAMES_FILE, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]), frame_size, frame_size, 3)
+        )
 
-    def decode(i: int) -> None:
-        n = counts[i]
-        if resize == "pad":
-            decoded = read_frames_fit(paths[i], range(n), frame_size)
-        else:
-            decoded = read_frames(paths[i], range(n), size=(frame_size, frame_size))
-        frames[offsets[i] : offsets[i] + n] = decoded.numpy()
+        def decode(i: int) -> None:
+            n = counts[i]
+            if resize == "pad":
+                decoded = read_frames_fit(paths[i], range(n), frame_size)
+            else:
+                decoded = read_frames(paths[i], range(n), size=(frame_size, frame_size))
+            frames[offsets[i] : offsets[i] + n] = decoded.numpy()
 
-    it = range(len(paths))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=f"frame cache {final.name}", unit="video")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(decode, it))
-    frames.flush()
-    summary = {
-        "frame_size": frame_size,
-        "videos": {s: [int(offsets[i]), int(counts[i])] for i, s in enumerate(stems)},
-    }
-    (tmp / INDEX_FILE).write_text(json.dumps(summary))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+        it = range(len(paths))
+        if progress:
+            it = tqdm(it, desc=f"frame cache {final.name}", unit="video")
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            list(pool.map(decode, it))
+        frames.flush()
+        summary = {
+            "frame_size": frame_size,
+            "videos": {s: [int(offsets[i]), int(counts[i])] for i, s in enumerate(stems)},
+        }
+        (tmp / INDEX_FILE).write_text(json.dumps(summary))
     return {
         "videos": len(paths),
         "frames": int(offsets[-1]),

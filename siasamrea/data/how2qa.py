@@ -56,7 +56,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row, read_utf8
+from siasamrea.core.choices import TaskKind
+
+from .records import AnnotationError, QARecord, ReadResult, handle_bad_row, read_utf8
 
 DATASET = "how2qa"
 SPLITS = ("train", "val", "test")

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row
+from siasamrea.core.choices import TaskKind
+
+from .records import AnnotationError, QARecord, ReadResult, handle_bad_row
 
 SPLITS = ("train", "val", "test")
 QUESTION_TYPES = ("what", "who", "how", "when", "where", "other")

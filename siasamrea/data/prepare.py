@@ -66,7 +66,7 @@ def prepare(params: dict, *, progress: bool = False) -> dict:
     t0 = time.perf_counter()
     summary: dict = {"source": data["source"]}
     if data["source"] == "synthetic":
-        from siasamrea.synthetic.benchmark import SynthConfig, generate
+        from siasamrea.synthetic.generator import SynthConfig, generate
 
         root = Path(data["synthetic_root"])
         synth = SynthConfig(**data["synth"])
@@ -108,7 +108,7 @@ def prepare_sweep(params: dict, root: str | Path, evidence_scale: float) -> dict
     generated with ``evidence_scale`` and ``sweep.synth``'s sizes under ``root``, and its frame cache. The
     other sets get one video each (the generator needs them); the default tokenizer is used (the vocabulary
     is the domains', the same at every scale)."""
-    from siasamrea.synthetic.benchmark import COUNT_FIELDS, SynthConfig, generate
+    from siasamrea.synthetic.generator import COUNT_FIELDS, SynthConfig, generate
 
     sw, data, root = params["sweep"], params["data"], Path(root)
     sizes = {k: 1 for k in COUNT_FIELDS} | dict(sw.get("synth") or {})

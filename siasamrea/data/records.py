@@ -8,17 +8,10 @@ caller asked for ``on_error="skip"``, becomes a :class:`Skipped` entry that ``st
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class TaskKind(str, enum.Enum):
-    """How a question is answered, which decides the head and the loss (paper Sec. 3.4)."""
-
-    OPEN_ENDED = "open_ended"  # one class out of a fixed answer vocabulary (cross-entropy)
-    MULTIPLE_CHOICE = "multiple_choice"  # one score per candidate (summed pairwise hinge)
-    COUNT = "count"  # a scalar (MSE), TGIF-QA repetition count
+from siasamrea.core.choices import TaskKind
 
 
 class AnnotationError(ValueError):

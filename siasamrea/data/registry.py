@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from siasamrea.core.choices import DATASET_TASKS, TaskKind
+
 from . import activitynet_qa, how2qa, msvd_qa, tgif_qa
-from .records import ReadResult, TaskKind
+from .records import ReadResult
 from .vocab import AnswerVocab
 
 
@@ -30,16 +32,16 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "tgif-qa": DatasetSpec("tgif-qa", tgif_qa.read_tgif_qa, tgif_qa.available_splits, tgif_qa.TASKS),
-    "msvd-qa": DatasetSpec("msvd-qa", msvd_qa.read_msvd_qa, msvd_qa.available_splits, ("msvd-qa",)),
-    "msrvtt-qa": DatasetSpec("msrvtt-qa", msvd_qa.read_msrvtt_qa, msvd_qa.available_splits, ("msrvtt-qa",)),
+    "tgif-qa": DatasetSpec("tgif-qa", tgif_qa.read_tgif_qa, tgif_qa.available_splits, DATASET_TASKS["tgif-qa"]),
+    "msvd-qa": DatasetSpec("msvd-qa", msvd_qa.read_msvd_qa, msvd_qa.available_splits, DATASET_TASKS["msvd-qa"]),
+    "msrvtt-qa": DatasetSpec("msrvtt-qa", msvd_qa.read_msrvtt_qa, msvd_qa.available_splits, DATASET_TASKS["msrvtt-qa"]),
     "activitynet-qa": DatasetSpec(
         "activitynet-qa",
         activitynet_qa.read_activitynet_qa,
         activitynet_qa.available_splits,
-        ("activitynet-qa",),
+        DATASET_TASKS["activitynet-qa"],
     ),
-    "how2qa": DatasetSpec("how2qa", how2qa.read_how2qa, how2qa.available_splits, ("how2qa",)),
+    "how2qa": DatasetSpec("how2qa", how2qa.read_how2qa, how2qa.available_splits, DATASET_TASKS["how2qa"]),
 }
 
 

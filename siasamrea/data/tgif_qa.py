@@ -40,10 +40,12 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from .records import AnnotationError, QARecord, ReadResult, TaskKind, handle_bad_row
+from siasamrea.core.choices import DATASET_TASKS, TaskKind
+
+from .records import AnnotationError, QARecord, ReadResult, handle_bad_row
 
 DATASET = "tgif-qa"
-TASKS = ("action", "transition", "count", "frameqa")
+TASKS = DATASET_TASKS["tgif-qa"]
 SPLITS = ("train", "val", "test")
 NUM_CHOICES = 5
 FRAMEQA_TYPES = {"0": "object", "1": "number", "2": "color", "3": "location"}

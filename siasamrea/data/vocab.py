@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .records import QARecord, TaskKind
+from siasamrea.core.choices import TaskKind
+
+from .records import QARecord
 
 OOV = -1
 _FORMAT = "siasamrea.answer_vocab"

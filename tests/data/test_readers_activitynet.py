@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.activitynet_qa import QUESTION_TYPES, read_activitynet_qa
-from siasamrea.data.records import AnnotationError, TaskKind
+from siasamrea.data.records import AnnotationError
 
 SIZES = {"val": 18000, "test": 8000}
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.how2qa import available_splits, read_how2qa, segment_of
-from siasamrea.data.records import AnnotationError, TaskKind
+from siasamrea.data.records import AnnotationError
 
 FILES = {"val": "how2QA_val_release.csv", "test": "how2QA_test_public_release.csv"}
 SIZES = {"val": 2852, "test": 2937}

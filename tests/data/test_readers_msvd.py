@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.msvd_qa import question_type, read_msrvtt_qa, read_msvd_mapping, read_msvd_qa
-from siasamrea.data.records import AnnotationError, TaskKind
+from siasamrea.data.records import AnnotationError
 
 SIZES = {"train": 30933, "val": 6415, "test": 13157}
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from siasamrea.data.records import AnnotationError, TaskKind
+from siasamrea.core.choices import TaskKind
+from siasamrea.data.records import AnnotationError
 from siasamrea.data.tgif_qa import COLUMNS, TASKS, is_val_gif, read_tgif_qa
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.activitynet_qa import read_activitynet_qa
 from siasamrea.data.how2qa import read_how2qa, segment_of
 from siasamrea.data.msvd_qa import read_msvd_qa
-from siasamrea.data.records import TaskKind
 from siasamrea.data.tgif_qa import read_tgif_qa
 
 EXCERPTS = Path(__file__).resolve().parent / "real_excerpts"

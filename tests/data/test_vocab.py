@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from siasamrea.core.choices import TaskKind
 from siasamrea.data.msvd_qa import read_msvd_qa
-from siasamrea.data.records import QARecord, TaskKind
+from siasamrea.data.records import QARecord
 from siasamrea.data.vocab import OOV, AnswerVocab
 
 
