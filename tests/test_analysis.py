@@ -13,9 +13,9 @@ import statistics
 import pytest
 import yaml
 
-from siasamrea.training import evidence as ev
-from siasamrea.analysis import mechanism, results, stats, tables
+from siasamrea.analysis import mechanism_data, results, stats, tables
 from siasamrea.method.config import Config, EvalConfig, MethodConfig
+from siasamrea.training import evidence as ev
 
 # -- statistics --------------------------------------------------------------------------------------------
 # Two-sided 95% Student-t quantiles from printed tables.
@@ -330,25 +330,25 @@ def test_question_table_categories_and_accuracy(tmp_path):
             (d / "config.yaml").write_text(yaml.safe_dump(c))
             pred = [dict(r, pred=r["pred"] if variant == "baseline" else 1) for r in rows]
             (d / "predictions/msvd-qa_test_best.json").write_text(json.dumps({"rows": pred}))
-    q, checks = mechanism.question_table(params, tmp_path)
+    q, checks = mechanism_data.question_table(params, tmp_path)
     assert all(c["matched"] == c["checked"] == len(rows) for c in checks.values()) and len(checks) == 6
-    u = mechanism.unique_questions(q).set_index("index")
+    u = mechanism_data.unique_questions(q).set_index("index")
     for r in rows:
         want = ["anchor", "union only", "neither"][r["index"] % 3]
         assert u.loc[r["index"], "category"] == want
-    gaps = mechanism.gap_by_bin(q, params, "category")
+    gaps = mechanism_data.gap_by_bin(q, params, "category")
     sia = gaps[(gaps["variant"] == "siasamrea")].set_index("bin")
     # baseline answers only "anchor" questions right; siasamrea (always 1) answers all: gap 0 / 100 / 100
     assert sia.loc["anchor", "gap"].mean == pytest.approx(0.0)
     assert sia.loc["union only", "gap"].mean == pytest.approx(1.0) and sia.loc["neither", "gap"].n == 3
-    rates = mechanism.eval_containment(q).iloc[0]
+    rates = mechanism_data.eval_containment(q).iloc[0]
     n = len(rows)
     assert rates["anchor_core"] == pytest.approx(sum(r["index"] % 3 == 0 for r in rows) / n)
     assert rates["union_core"] == pytest.approx(sum(r["index"] % 3 != 2 for r in rows) / n)
 
 
 def test_budget_arms_are_paired_with_the_baseline_of_the_same_budget():
-    arms = {(a.section, a.variant): a for a in mechanism.arms(_params(), "msvd-qa")}
+    arms = {(a.section, a.variant): a for a in mechanism_data.arms(_params(), "msvd-qa")}
     e4 = arms[("budget", "siasamrea-e4")]
     assert (e4.base, e4.epochs, e4.baseline) == ("siasamrea", 4, ("budget", "baseline-e4"))
     ft = arms[("finetune", "siasamrea")]

@@ -26,7 +26,7 @@ from conftest import REPO, synthetic_overrides
 
 from siasamrea.analysis import explorer as ex
 from siasamrea.analysis.sampling_figures import draw_reasoning
-from siasamrea.pipeline import profiles, stages
+from siasamrea.pipeline import profiles, workspace
 
 matplotlib.use("Agg")
 
@@ -137,7 +137,7 @@ def test_affinity_heatmap_masks_the_diagonal_so_the_scale_is_off_diagonal(repo):
 
 def test_explorer_widget_recomputes_when_a_control_moves(repo, monkeypatch):
     monkeypatch.chdir(repo)
-    params = stages.load_params()
+    params = workspace.load_params()
     ui = ex.build(params)
     assert ui.run_box.value == RUN and ui.epoch_box.value == EPOCHS
     before = ui.reasoning_out.outputs[0]["data"]["image/png"]
@@ -156,14 +156,14 @@ def test_explorer_widget_recomputes_when_a_control_moves(repo, monkeypatch):
 def test_notebooks_find_the_root_and_the_active_profile(repo, monkeypatch):
     monkeypatch.chdir(repo / "notebooks")  # where JupyterLab starts a notebook's kernel
     with pytest.raises(FileNotFoundError, match="run from the repository root"):
-        stages.load_params()
-    assert stages.enter_root() == repo.resolve() and Path.cwd() == repo.resolve()
-    assert stages.load_params()["name"] == "smoke"
+        workspace.load_params()
+    assert workspace.enter_root() == repo.resolve() and Path.cwd() == repo.resolve()
+    assert workspace.load_params()["name"] == "smoke"
     with pytest.raises(ValueError, match="active profile is 'smoke'"):
-        stages.load_params(profile="default")
+        workspace.load_params(profile="default")
     monkeypatch.chdir("/")
     with pytest.raises(FileNotFoundError, match="holds params.yaml and dvc.yaml"):
-        stages.find_root()
+        workspace.find_root()
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         src = "".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
         assert "pipeline.enter_root()" in src and "\nprofile = None" in "\n" + src, nb.name

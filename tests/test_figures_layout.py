@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from conftest import REPO  # noqa: E402
 
-from siasamrea.analysis import mechanism, tables  # noqa: E402
+from siasamrea.analysis import mechanism_data, mechanism_plots, tables  # noqa: E402
 from siasamrea.perf import plot as bench_figures  # noqa: E402
 
 SUMMARY = REPO / "figures" / "summary.json"
@@ -71,8 +71,8 @@ def test_table_figures_redrawn_from_summary_keep_labels_and_legends_off_the_data
 
 
 def test_budget_figure_single_budget_is_categorical_and_arms_do_not_share_x():
-    source, df = mechanism.budget_from_json(MECHANISM)
-    fig = mechanism.plot_budget_table(df, source)
+    source, df = mechanism_data.budget_from_json(MECHANISM)
+    fig = mechanism_plots.plot_budget_table(df, source)
     try:
         _check_layout(fig)
         for ax in fig.axes:
@@ -87,7 +87,7 @@ def test_budget_figure_single_budget_is_categorical_and_arms_do_not_share_x():
                 budget = df[df["dataset"] == "msvd-qa"]["epochs"].max()  # the fine-tuning runs' epochs
                 xs = [tuple(line.get_xdata()) for line in ax.lines if len(line.get_xdata())]
                 at_six = [x for xs_ in xs for x in xs_ if abs(x - budget) < 0.5]
-                shown = {"baseline", *mechanism.FIGURE_ARMS}
+                shown = {"baseline", *mechanism_data.FIGURE_ARMS}
                 arms = set(df[(df["dataset"] == "msvd-qa") & (df["epochs"] == budget)]["base"]) & shown
                 assert len({round(x, 6) for x in at_six}) == len(arms) > 1, "arms at one budget are dodged"
     finally:

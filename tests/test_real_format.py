@@ -23,7 +23,9 @@ from siasamrea.analysis.results import collect
 from siasamrea.analysis.tables import table1, to_markdown
 from siasamrea.data.prepare import prepare
 from siasamrea.pipeline import profiles
-from siasamrea.pipeline.stages import finetune_config, main, run_stage
+from siasamrea.pipeline.cli import main
+from siasamrea.pipeline.launch import run_stage
+from siasamrea.pipeline.stages import finetune_config
 from siasamrea.video import video_size
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import yaml
 from conftest import REPO
 
 from siasamrea.analysis import curves
-from siasamrea.pipeline import profiles, progress, stages
+from siasamrea.pipeline import headline, profiles, progress
 from siasamrea.training.trainer import Trainer
 
 
@@ -117,16 +117,16 @@ FULL = {
 
 
 def test_headline_metrics_are_the_last_epoch_on_the_headline_split_in_percent():
-    assert stages.headline_metrics(FULL) == {"acc": 29.7, "best": 31.02}
+    assert headline.headline_metrics(FULL) == {"acc": 29.7, "best": 31.02}
     multi = {
         "best": {"action": {"test": {"acc": 0.2, "epoch": 5}}, "count": {"test": {"mse": 1.76, "epoch": 8}}},
         "last": {"action": {"test": {"acc": 0.18, "epoch": 8}}, "count": {"test": {"mse": 1.8, "epoch": 8}}},
     }
-    assert stages.headline_metrics(multi) == {"action": 18.0, "count_mse": 1.8}
-    assert stages.headline_metrics({"skipped": "init is disabled"}) == {}
+    assert headline.headline_metrics(multi) == {"action": 18.0, "count_mse": 1.8}
+    assert headline.headline_metrics({"skipped": "init is disabled"}) == {}
     other = {**FULL, "last": {"msvd-qa": {"test": {"acc": 0.3, "epoch": 6}}}}
-    assert stages.group_headline([FULL, other]) == {"acc": 29.85, "best": 31.02, "seeds": 2}
-    assert stages.group_headline([{"skipped": "init is disabled"}]) == {}
+    assert headline.group_headline([FULL, other]) == {"acc": 29.85, "best": 31.02, "seeds": 2}
+    assert headline.group_headline([{"skipped": "init is disabled"}]) == {}
 
 
 def test_committed_metrics_are_short():

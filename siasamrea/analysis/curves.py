@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from siasamrea.analysis.results import RunRef, expected_runs, headline_split
-from siasamrea.pipeline import stages
+from siasamrea.pipeline import workspace
 
 OUT = "metrics/curves.json"
 
@@ -80,10 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m siasamrea.analysis.curves", description=__doc__.split("\n\n")[0]
     )
-    ap.add_argument("--params", default=stages.PARAMS_FILE)
+    ap.add_argument("--params", default=workspace.PARAMS_FILE)
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
-    path = write(stages.load_params(args.params), ".", args.out)
+    path = write(workspace.load_params(args.params), ".", args.out)
     print(f"wrote {path}", file=sys.stderr)
     return 0
 

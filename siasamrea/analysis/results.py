@@ -21,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 from siasamrea.core.mapping import deep_merge
-from siasamrea.pipeline import stages
+from siasamrea.core.variants import variant_rule
+from siasamrea.pipeline import headline, stages
 
 SECTIONS = ("pretrain", *stages.FINETUNE_SECTIONS, stages.SWEEP)
 
 #: The split each dataset's headline number is reported on: the test sets, and "the public val set of
 #: How2QA" (paper, Table 4) since How2QA's test set is hidden.
-HEADLINE_SPLIT = stages.HEADLINE_SPLIT
+HEADLINE_SPLIT = headline.HEADLINE_SPLIT
 
 COLUMNS = ["section", "dataset", "variant", "seed", "task", "split", "metric", "best", "best_epoch", "last",
            "last_epoch", "at_best_val", "at_best_val_epoch", "epochs", "num_clips", "train_seconds",
@@ -155,9 +156,9 @@ def variant_settings(params: dict, section: str, dataset: str, variant: str) -> 
 
 
 def train_clips(settings: dict) -> int:
-    """Clips per training video of a variant (``Config.train_clips``: the baseline trains on one)."""
+    """Clips per training video of a variant (:func:`siasamrea.core.variants.variant_rule`, as training)."""
     m = settings["method"]
-    return 1 if m.get("variant", "siasamrea") == "baseline" else int(m.get("num_clips", 9))
+    return variant_rule(m.get("variant", "siasamrea"), int(m.get("num_clips", 9))).train_clips
 
 
 def by_seed(df: pd.DataFrame, value: str = "best", **where) -> dict[int, float]:

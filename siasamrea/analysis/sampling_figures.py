@@ -26,12 +26,12 @@ import numpy as np
 import seaborn as sns
 from matplotlib.ticker import ScalarFormatter
 
-from siasamrea.training import evidence as ev
-from siasamrea.analysis.mechanism import evidence_datasets, reference_clips
+from siasamrea.analysis.mechanism_data import evidence_datasets, reference_clips
 from siasamrea.analysis.results import headline_split, variant_settings
 from siasamrea.analysis.tables import data_source
 from siasamrea.data.dataset import ClipSpec
 from siasamrea.method.sampling import dense_frames
+from siasamrea.training import evidence as ev
 from siasamrea.video import read_frames
 
 CORE_COLOR, FAINT_COLOR, CLIP_COLOR = "#2ca02c", "#ff9f1c", "#1f77b4"

@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from siasamrea.video import VideoError, _atomic_target, _ordered_map, count_frames
+from siasamrea.core.fileio import atomic_path
+from siasamrea.core.parallel import ordered_map
+from siasamrea.video import VideoError, count_frames
 
 __all__ = [
     "PAPER_MIN_FRAMES",
@@ -146,7 +148,7 @@ def filter_videos(
     pairs = _normalise(videos)
     stop = (lambda result: result[1] is not None) if on_error == "raise" else None
     report = FilterReport(min_frames=min_frames)
-    counts = _ordered_map(_count, pairs, workers, stop=stop)  # stops at the first error under "raise"
+    counts = ordered_map(_count, pairs, workers, stop=stop)  # stops at the first error under "raise"
     for (vid, path), (n, err) in zip(pairs, counts, strict=False):
         if err is not None:
             if on_error == "raise":
@@ -178,7 +180,7 @@ def write_manifest(report: FilterReport, path: str | os.PathLike) -> Path:
     path = Path(path)
     fmt = _manifest_format(path)
     rows = [{**asdict(e), "min_frames": report.min_frames} for e in report.entries]
-    with _atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         if fmt == "csv":
             writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS)
             writer.writeheader()
