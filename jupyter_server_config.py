@@ -2,7 +2,7 @@
 #
 # 1. The file browser starts at the repository root, whichever directory `jupyter lab` was started from.
 #    (A notebook's kernel still starts in the notebook's own directory; the notebooks move to the root
-#    themselves with `siasamrea.pipeline.stages.enter_root()`.)
+#    themselves with `siasamrea.pipeline.workspace.enter_root()`.)
 # 2. Notebooks under notebooks/ are DVC dependencies of the pipeline's stages and are committed without
 #    outputs. JupyterLab autosaves a notebook with its outputs, which would change the file, make the stage
 #    `changed deps` and show a git diff. So every save of a notebook under notebooks/ strips what running it

@@ -11,6 +11,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from siasamrea.data.filtering import filter_videos, write_manifest
+from siasamrea.data.frames import build_frame_cache
+from siasamrea.data.tokenization import build_from_vocab_file
+from siasamrea.synthetic.generator import SynthConfig, generate
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REAL_ANNOTATIONS = SHARED / "data" / "real-annotations"
@@ -32,10 +37,6 @@ def real_annotations() -> Path:
 def synthetic_root(tmp_path_factory):
     """A small synthetic benchmark (real mp4 files and annotation files), its tokenizer, the 40-frame
     filter's manifest and 32x32 frame caches: everything a training run needs, built once per session."""
-    from siasamrea.data.filtering import filter_videos, write_manifest
-    from siasamrea.data.frames import build_frame_cache
-    from siasamrea.data.tokenization import build_from_vocab_file
-    from siasamrea.synthetic.generator import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synthetic")
     cfg = SynthConfig(

@@ -22,10 +22,16 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from conftest import synthetic_overrides
+from test_resume import assert_same_run
+
+from siasamrea.data.frames import build_frame_cache
+from siasamrea.data.tokenization import build_from_vocab_file
+from siasamrea.synthetic.generator import SynthConfig, generate
 
 #: 48 training questions, 4 per process and step, 3 epochs: 36 steps in one process, 18 per process in two.
 SETTINGS = ["method.num_clips=3", "method.frames_per_clip=2", "optim.epochs=3", "optim.batch_size=4",
@@ -156,9 +162,6 @@ def kill_and_resume(root: Path, work: Path, nproc: int, kills: int, seed: int = 
 
 def build_benchmark(root: Path) -> Path:
     """The MSVD-QA part of a small synthetic benchmark, its tokenizer and 32x32 frame cache."""
-    from siasamrea.data.frames import build_frame_cache
-    from siasamrea.data.tokenization import build_from_vocab_file
-    from siasamrea.synthetic.generator import SynthConfig, generate
 
     if not (root / "cache32" / "msvd-qa" / "index.json").is_file():
         sizes = dict(tgif_train=4, tgif_test=2, msvd_train=60, msvd_val=10, msvd_test=24, how2qa_train=4,
@@ -172,7 +175,6 @@ def build_benchmark(root: Path) -> Path:
 
 
 def main() -> int:
-    from test_resume import assert_same_run
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nproc", type=int, default=1)
@@ -180,7 +182,6 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="working folder (default: a new temporary one)")
     args = p.parse_args()
-    import tempfile
 
     work = args.work or Path(tempfile.mkdtemp(prefix="kill-resume-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,8 @@ def imports_of_source(source: str, importer: str, is_package: bool) -> set[str]:
 
 def graph() -> dict[str, set[str]]:
     return {
-        m: imports_of_source(p.read_text(encoding="utf-8"), m, p.name == "__init__.py") for m, p in MODULES.items()
+        m: imports_of_source(p.read_text(encoding="utf-8"), m, p.name == "__init__.py")
+        for m, p in MODULES.items()
     }
 
 
@@ -142,7 +143,9 @@ def test_no_import_cycle():
 
 def test_the_layering_check_sees_a_violation():
     # the checker itself: a method module importing the trainer must be reported
-    found = imports_of_source("from siasamrea.training.trainer import Trainer\n", "siasamrea.method.model", False)
+    found = imports_of_source(
+        "from siasamrea.training.trainer import Trainer\n", "siasamrea.method.model", False
+    )
     assert found == {"siasamrea.training.trainer"}
     own, theirs = layer_of("siasamrea.method.model"), layer_of("siasamrea.training.trainer")
     assert theirs[1] > own[1]
@@ -219,6 +222,7 @@ def test_the_deps_check_sees_a_missing_dependency():
     # the sampling figure's stage must depend on the sampler: drop it and the check must complain
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     reached = {
-        MODULES[m].relative_to(REPO).as_posix() for m in closure(stage_roots(stages["figure1"]["cmd"]), graph())
+        MODULES[m].relative_to(REPO).as_posix()
+        for m in closure(stage_roots(stages["figure1"]["cmd"]), graph())
     }
     assert "siasamrea/method/sampling.py" in reached

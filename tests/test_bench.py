@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 
 from siasamrea.method.model import TINY_TEXT
 from siasamrea.perf import format_table, names_only, profile, run_benchmark, write_report
-from siasamrea.perf.training import BENCH_VISION, StepBench, StepSetting, reasoning_fn
+from siasamrea.perf.__main__ import main
+from siasamrea.perf.step import BENCH_VISION, StepBench, StepSetting
+from siasamrea.perf.step_timing import reasoning_fn
 
 # Every section at the smallest sizes that still exercise it.
 TINY = dict(
@@ -257,8 +259,6 @@ def test_memory_grows_with_the_number_of_clips(bench):
 
 
 def test_cli_writes_the_report(tmp_path, capsys):
-    from siasamrea.perf.__main__ import main
-
     out = tmp_path / "r.json"
     assert main(["--quick", "--threads", "1", "--only", "inference", "--out", str(out)]) == 0
     report = json.loads(out.read_text())

@@ -22,8 +22,8 @@ from siasamrea.data.records import QARecord
 from siasamrea.data.tokenization import load_tokenizer
 from siasamrea.method.config import ConfigError, load_config
 from siasamrea.method.model import ClipBertVQA
-from siasamrea.training.cli import train
 from siasamrea.training.build import load_tasks
+from siasamrea.training.cli import train
 from siasamrea.training.conditions import oracle_clip
 from siasamrea.training.evidence import Evidence
 

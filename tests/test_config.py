@@ -12,8 +12,17 @@ import pytest
 import yaml
 from conftest import synthetic_overrides
 
-from siasamrea.method.config import Config, ConfigError, config_from_dict, dump_config, iter_keys, load_config
-from siasamrea.training.cli import main
+from siasamrea.method.config import (
+    Config,
+    ConfigError,
+    MethodConfig,
+    config_from_dict,
+    dump_config,
+    iter_keys,
+    key_bounds,
+    load_config,
+)
+from siasamrea.training.cli import main, train
 
 
 @pytest.fixture
@@ -47,6 +56,14 @@ BAD = [
     ("optim.betas=[0.9, fast]", "optim.betas"),
     ("model.text=[1, 2]", "model.text"),
     ("data.root=", "data.root"),
+    ("optim.lr=true", "optim.lr"),  # a bool is not a number
+    ("optim.lr='0.5'", "optim.lr"),  # quoted text is not a number (only YAML 1.1's 5e-4)
+    ("optim.epochs='3'", "optim.epochs"),
+    ("model.freeze_at=true", "model.freeze_at"),  # not the choice 1
+    ("model.freeze_at=1.0", "model.freeze_at"),
+    ("method.variant=5", "method.variant"),
+    ("method.frames_per_clip=true", "method.frames_per_clip"),
+    ("eval.conditions=[blank, 5]", "eval.conditions"),  # a list is named whole, not its element
     # impossible clip counts
     ("method.num_clips=1", "method.num_clips"),  # siasamrea needs the anchor and a siamese clip
     ("method.num_clips=0", "method.num_clips"),
@@ -169,6 +186,45 @@ def test_set_values_are_yaml(paths):
         load_config(None, [*paths, "optim.lr=5e-4x"])
 
 
+def test_strict_types_and_coercion(paths, tmp_path):
+    # an integer where a float is expected becomes a float, in a list too; YAML 1.1's "5e-4" text as well
+    cfg = load_config(None, [*paths, "method.alpha=2", "optim.betas=[0, '9e-1']", "optim.grad_clip=3"])
+    assert cfg.method.alpha == 2.0 and isinstance(cfg.method.alpha, float)
+    assert cfg.optim.betas == [0.0, 0.9] and all(isinstance(b, float) for b in cfg.optim.betas)
+    assert isinstance(cfg.optim.grad_clip, float)
+    for override, message in [
+        ("optim.lr=true", r"^optim\.lr: expected float, got True \(bool\)$"),
+        ("optim.betas=[0.9, fast]", r"^optim\.betas: expected list\[float\], got \[0\.9, 'fast'\] \(list\)$"),
+        ("method.variant=5", r"^method\.variant: expected str, got 5 \(int\)$"),
+        ("model.freeze_at=3", r"^model\.freeze_at: must be one of \[0, 1, 2\], got 3$"),
+        ("method.alpha=-1", r"^method\.alpha: must be >= 0, got -1\.0$"),
+        ("optim=3", r"^optim: expected a mapping, got int$"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, [*paths, override])
+    # a null or empty section takes the defaults
+    f = tmp_path / "sections.yaml"
+    f.write_text("optim:\nmethod: {}\n")
+    assert load_config(f, paths) == load_config(None, paths)
+    # with several problems: types (in input order, unknown keys first) before ranges (in key order)
+    with pytest.raises(ConfigError, match=r"^method\.bogus: unknown key"):
+        load_config(None, [*paths, "method.num_clips=0", "method.bogus=1"])
+    with pytest.raises(ConfigError, match=r"^optim\.lr: expected float"):
+        load_config(None, [*paths, "method.variant=x", "optim.lr=abc"])
+    with pytest.raises(ConfigError, match=r"^method\.num_clips: must be"):
+        load_config(None, [*paths, "method.omega=2", "method.num_clips=0"])
+
+
+def test_sections_copy_and_validate_after_assignment(paths):
+    cfg = load_config(None, paths)
+    other = cfg.model_copy(update={"run": cfg.run.model_copy(update={"threads": 3})})
+    assert other.run.threads == 3 and cfg.run.threads is None and other.method is cfg.method
+    assert Config(method=MethodConfig(num_clips=3)).method.num_clips == 3
+    cfg.method.num_clips = 0  # assignment is not checked; validate() checks every key again
+    with pytest.raises(ConfigError, match=r"^method\.num_clips: must be in \[1, 64\], got 0$"):
+        config_from_dict(cfg.to_dict())
+
+
 def test_dict_overrides_and_round_trip_of_dump(paths, tmp_path):
     cfg = load_config(None, [*paths, "method.num_clips=4", "optim.lr=1e-4"])
     assert config_from_dict(cfg.to_dict()) == cfg
@@ -214,8 +270,6 @@ def test_cli_subprocess_exit_code(tmp_path, paths, override, key):
 
 
 def test_resolved_config_of_a_run_loads_back(synthetic_root, tmp_path):
-    from siasamrea.training.cli import train
-
     out = tmp_path / "run"
     overrides = synthetic_overrides(synthetic_root, "msvd-qa", out, "method.num_clips=3", "optim.lr=3e-4",
                                     'model.text={"hidden_dropout_prob": 0.05}',
@@ -243,7 +297,7 @@ def test_help_lists_every_key_with_type_default_and_meaning(capsys):
         m = re.search(rf"^  {re.escape(name)}: (\S.*) = (.+)\n      (\S.*)$", text, flags=re.MULTILINE)
         assert m, f"{name} is not in --help"
         assert json.loads(m[2]) == defaults[section][key], name
-        assert f.metadata["help"] and m[3].startswith(f.metadata["help"]), name
+        assert f.description and m[3].startswith(f.description), name
     assert re.search(r"^  method\.omega: float = 0\.5\n      .*\(in \[0, 1\]\)$", text, flags=re.MULTILINE)
     assert re.search(r"^  optim\.lr: float = 0\.0005\n      .*\(> 0\)$", text, flags=re.MULTILINE)
 
@@ -260,9 +314,9 @@ def _outside(meta: dict, integer: bool):
 def test_the_ranges_help_prints_are_the_ones_validation_enforces(paths):
     checked = 0
     for name, f, tp in iter_keys():
-        if all(f.metadata.get(b) is None for b in ("ge", "gt", "le", "lt")):
+        if not key_bounds(f):
             continue
-        value = _outside(f.metadata, integer="float" not in str(tp))
+        value = _outside(key_bounds(f), integer="float" not in str(tp))
         with pytest.raises(ConfigError, match=rf"^{re.escape(name)}: must be"):
             load_config(None, [*paths, f"{name}={value}"])
         checked += 1

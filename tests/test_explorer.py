@@ -23,6 +23,13 @@ import nbformat
 import numpy as np
 import pytest
 from conftest import REPO, synthetic_overrides
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from siasamrea.analysis import explorer as ex
 from siasamrea.analysis.sampling_figures import draw_reasoning
@@ -166,7 +173,7 @@ def test_notebooks_find_the_root_and_the_active_profile(repo, monkeypatch):
         workspace.find_root()
     for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
         src = "".join(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
-        assert "pipeline.enter_root()" in src and "\nprofile = None" in "\n" + src, nb.name
+        assert "workspace.enter_root()" in src and "\nprofile = None" in "\n" + src, nb.name
 
 
 def _presave_hook():
@@ -250,8 +257,6 @@ def browser(tmp_path):
         pytest.skip(
             "needs /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"
         )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = str(CHROMIUM)
@@ -267,8 +272,6 @@ def browser(tmp_path):
 
 
 def _menu(driver, wait, top: str, item: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
 
     xp = f"//div[contains(@class, 'lm-MenuBar-itemLabel') and text()='{top}']"
     wait.until(ec.element_to_be_clickable((By.XPATH, xp))).click()
@@ -279,11 +282,6 @@ def _menu(driver, wait, top: str, item: str) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser):
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, token = lab
     shots = os.environ.get("SIASAMREA_SCREENSHOTS")  # a directory: also keep screenshots (docs/img)

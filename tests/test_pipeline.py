@@ -1,7 +1,7 @@
 """The DVC pipeline end to end, on the smoke profile, in a fresh copy of the repository.
 
-One module-scoped fixture copies the repository (``siasamrea.pipeline.profiles.sandbox``: the files git tracks or
-would track, without the committed results), selects the smoke profile and runs ``dvc repro`` once; the
+One module-scoped fixture copies the repository (``siasamrea.pipeline.profiles.sandbox``: the files git tracks
+or would track, without the committed results), selects the smoke profile and runs ``dvc repro`` once; the
 tests then check what it produced (the figures, a short ``dvc metrics show``, an offline ``dvc plots show``
 covering every run), that a second ``dvc repro`` runs nothing, that changing one ablation variant re-runs
 exactly that variant's stage and the stages that read it, and that changing it back restores the earlier
@@ -22,6 +22,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from siasamrea.analysis.results import expected_runs
 from siasamrea.data.tgif_qa import is_val_gif
 from siasamrea.pipeline import profiles
 
@@ -117,7 +118,6 @@ def test_smoke_repro_runs_every_stage_and_writes_every_figure(smoke_repo):
 
 def test_plots_cover_every_run_and_open_offline(smoke_repo):
     repo, _ = smoke_repo
-    from siasamrea.analysis.results import expected_runs
 
     params = yaml.safe_load((repo / "params.yaml").read_text())["active"]
     points = json.loads((repo / "metrics" / "curves.json").read_text())["curves"]

@@ -27,9 +27,9 @@ from siasamrea.data.frames import build_frame_cache
 from siasamrea.data.registry import read_split
 from siasamrea.data.tokenization import build_from_vocab_file, build_word_tokenizer, load_tokenizer
 from siasamrea.method.config import load_config
-from siasamrea.training.cli import EXIT_CONFIG, EXIT_DIVERGED, main, train
 from siasamrea.training import checkpoint as ckpt
 from siasamrea.training.build import load_tasks
+from siasamrea.training.cli import EXIT_CONFIG, EXIT_DIVERGED, main, train
 from siasamrea.video import read_frames
 
 TINY = ["method.num_clips=3", "method.frames_per_clip=2", "optim.epochs=2", "optim.batch_size=4",
@@ -289,7 +289,7 @@ BAD_INPUTS = [
     (
         "disk-full",
         _full_disk,
-        r"cannot write .*step-000000003\.tmp-\d+/weights\.safetensors: .*No space left on device",
+        r"cannot write .*step-000000003\.tmp-\d+-[0-9a-f]{8}/weights\.safetensors: .*No space left on device",
     ),
 ]
 
@@ -374,9 +374,13 @@ def test_a_restart_without_a_checkpoint_does_not_append_to_old_logs(synthetic_ro
     assert _log_steps(out) == [1, 2, 3] and not ckpt.list_checkpoints(out / "checkpoints")
     (out / "epochs.csv").write_text("epoch,step\n1,6\n")  # and an evaluation written by an older attempt
     (out / "metrics.json").write_text("{}")
+    (out / "instrument.json").write_text("{}")  # and an older attempt's conditions and analysis snapshots
+    (out / "analysis").mkdir()
+    (out / "analysis" / "epoch-1.json").write_text("{}")
     result = train(load_config(None, [*overrides, "run.max_steps=4"]))
     assert result == {} and _log_steps(out) == [1, 2, 3, 4]  # not 1, 2, 3, 1, 2, 3, 4
-    assert not (out / "epochs.csv").exists() and not (out / "metrics.json").exists()
+    for name in ("epochs.csv", "metrics.json", "instrument.json", "analysis"):
+        assert not (out / name).exists(), name
 
 
 def test_a_restart_whose_checkpoints_are_all_corrupt_starts_clean(synthetic_root, tmp_path):

@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 
 from siasamrea.method.sampling import sample_clips
-from siasamrea.synthetic import benchmark
+from siasamrea.synthetic import generator
 from siasamrea.synthetic.generator import (
     HOW2QA_DOMAIN,
     MSVD_DOMAIN,
@@ -127,10 +127,10 @@ def test_evidence_scale_is_validated_and_reaches_the_generated_videos(tmp_path):
         for x in (1.0, 3.0):
             cfg = SynthConfig(evidence_scale=x)
             jobs = [
-                benchmark._Job(dataset, task, "train", i, str(tmp_path / f"{i}.mp4"), "mp4")
+                generator._Job(dataset, task, "train", i, str(tmp_path / f"{i}.mp4"), "mp4")
                 for i in range(30)
             ]
-            lens[x] = np.mean([hi - lo + 1 for j in jobs for lo, hi in benchmark._spec(cfg, j)[0].core])
+            lens[x] = np.mean([hi - lo + 1 for j in jobs for lo, hi in generator._spec(cfg, j)[0].core])
         assert (lens[3.0] > 2.5 * lens[1.0]) if scaled else (lens[3.0] == lens[1.0]), (dataset, lens)
 
 

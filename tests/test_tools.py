@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from dvc.utils.hydra import apply_overrides
+from dvc_render import VegaRenderer, render_html
 
 from siasamrea.analysis import curves
 from siasamrea.pipeline import headline, profiles, progress
@@ -80,7 +82,6 @@ def test_merge_rules():
 
 def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path):
     """`dvc exp run -S` rewrites params.yaml with DVC's own YAML writer: the composed file is in its style."""
-    from dvc.utils.hydra import apply_overrides
 
     path = tmp_path / "params.yaml"
     before = profiles.params_text("default", REPO)
@@ -169,7 +170,6 @@ def test_curves_take_the_headline_accuracy_of_every_listed_run(tmp_path):
 
 
 def test_offline_plots_template_carries_vega_and_no_cdn(tmp_path):
-    from dvc_render import VegaRenderer, render_html
 
     config = (REPO / ".dvc" / "config").read_text()
     assert "html_template = plots/offline.html" in config

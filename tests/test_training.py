@@ -33,11 +33,11 @@ from siasamrea.data.frames import CachedFrames, build_frame_cache
 from siasamrea.data.tokenization import build_from_vocab_file, load_tokenizer
 from siasamrea.method.config import load_config
 from siasamrea.method.model import ClipBertVQA
-from siasamrea.synthetic import benchmark
+from siasamrea.synthetic import generator
 from siasamrea.synthetic.generator import DOMAINS, SynthConfig, generate
 from siasamrea.synthetic.tasks import count_video
-from siasamrea.training.cli import train
 from siasamrea.training.build import load_tasks
+from siasamrea.training.cli import train
 
 EASY_SEED = 3
 NO_DROPOUT = 'model.text={"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}'
@@ -61,7 +61,7 @@ def easy_root(tmp_path_factory) -> Path:
     )  # fmt: skip
     # Of TGIF-QA only the count task is needed: leave the other three out of the generator (4x fewer videos).
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(benchmark, "TGIF_TASKS", {"count": count_video})
+        mp.setattr(generator, "TGIF_TASKS", {"count": count_video})
         generate(cfg, root, progress=False)
     build_from_vocab_file(root / "vocab.txt", root / "tokenizer")
     for ds, folder in (("tgif-qa", "mp4"), ("msvd-qa", "videos"), ("how2qa", "videos")):

@@ -9,6 +9,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import decord
 import numpy as np
 import pytest
 import torch
@@ -131,7 +132,6 @@ def test_read_frames_accepts_numpy_and_tensor_indices(colour_mp4):
 
 
 def test_read_frames_independent_of_decord_bridge(colour_mp4):
-    import decord
 
     want = read_frames(colour_mp4, [3, 0]).numpy()
     with decord.bridge.use_torch():  # someone else's global choice must not change our output

@@ -22,11 +22,11 @@ import textwrap
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from siasamrea.training import evidence as ev
 from siasamrea.analysis.results import expected_runs
 from siasamrea.analysis.sampling_figures import (
     _default_title,
@@ -38,6 +38,7 @@ from siasamrea.analysis.sampling_figures import (
 )
 from siasamrea.method.losses import clip_probabilities
 from siasamrea.method.reasoning import average_affinity, siamese_affinity, soft_label
+from siasamrea.training import evidence as ev
 
 WEIGHTS = ("trained", "uniform", "anchor only", "siamese clips only")
 AFFINITIES = ("siamese", "average")
@@ -251,8 +252,6 @@ class Explorer:
     def __init__(
         self, params: dict | None = None, run_dir: str | None = None, video: int = 0, root: str | Path = "."
     ):
-        import ipywidgets as w
-
         self.root = Path(root)
         runs = runs_with_analysis(params, root)
         if run_dir is None and params is not None:
@@ -268,16 +267,16 @@ class Explorer:
         wide = {"width": "70%"}
         style = {"description_width": "170px"}
         half = {"width": "45%"}
-        self.run_box = w.Dropdown(
+        self.run_box = widgets.Dropdown(
             options=runs,
             value=run_dir if run_dir in runs else runs[0],
             description="run",
             layout=wide,
             style=style,
         )
-        self.epoch_box = w.Dropdown(description="epoch", style=style)
-        self.video_box = w.Dropdown(description="video", layout=wide, style=style)
-        self.omega = w.FloatSlider(
+        self.epoch_box = widgets.Dropdown(description="epoch", style=style)
+        self.video_box = widgets.Dropdown(description="video", layout=wide, style=style)
+        self.omega = widgets.FloatSlider(
             min=0,
             max=1,
             step=0.05,
@@ -287,12 +286,12 @@ class Explorer:
             continuous_update=False,
             readout_format=".2f",
         )
-        self.affinity = w.ToggleButtons(
+        self.affinity = widgets.ToggleButtons(
             options=[("Eq. 2 (features)", "siamese"), ("1/(N−1) (w/ SKR)", "average")],
             description="Â",
             style={"description_width": "40px", "button_width": "150px"},
         )
-        self.affinity_t = w.FloatLogSlider(
+        self.affinity_t = widgets.FloatLogSlider(
             min=-2,
             max=1,
             step=0.05,
@@ -302,7 +301,7 @@ class Explorer:
             continuous_update=False,
             readout_format=".3f",
         )
-        self.temperature = w.FloatLogSlider(
+        self.temperature = widgets.FloatLogSlider(
             min=-1,
             max=1,
             step=0.05,
@@ -312,29 +311,29 @@ class Explorer:
             continuous_update=False,
             readout_format=".3f",
         )
-        self.w1 = w.Dropdown(options=WEIGHTS, description="W1 (on Â P)", style=style)
-        self.w2 = w.Dropdown(options=WEIGHTS, description="W2 (on P)", style=style)
-        self.reset = w.Button(description="as trained", tooltip="the settings the run trained with")
-        self.readout = w.HTML()
-        self.clips_out = w.Output(layout={"width": "50%"})
-        self.reasoning_out = w.Output(layout={"width": "50%"})
-        legend = w.HTML(
+        self.w1 = widgets.Dropdown(options=WEIGHTS, description="W1 (on Â P)", style=style)
+        self.w2 = widgets.Dropdown(options=WEIGHTS, description="W2 (on P)", style=style)
+        self.reset = widgets.Button(description="as trained", tooltip="the settings the run trained with")
+        self.readout = widgets.HTML()
+        self.clips_out = widgets.Output(layout={"width": "50%"})
+        self.reasoning_out = widgets.Output(layout={"width": "50%"})
+        legend = widgets.HTML(
             "Videos: ★ = the answer is only in a siamese clip (the anchor misses it); ✓ = the anchor "
             "has it. Changing a setting recomputes Â, P and Q from the saved clip features and "
             "logits (siasamrea.method.reasoning)."
         )
         self.controls = [self.omega, self.affinity, self.affinity_t, self.temperature, self.w1, self.w2]
-        self.widget = w.VBox(
+        self.widget = widgets.VBox(
             [
                 self.run_box,
                 self.epoch_box,
                 self.video_box,
                 legend,
-                w.HBox([self.omega, self.affinity]),
-                w.HBox([self.affinity_t, self.temperature]),
-                w.HBox([self.w1, self.w2, self.reset]),
+                widgets.HBox([self.omega, self.affinity]),
+                widgets.HBox([self.affinity_t, self.temperature]),
+                widgets.HBox([self.w1, self.w2, self.reset]),
                 self.readout,
-                w.HBox([self.clips_out, self.reasoning_out]),
+                widgets.HBox([self.clips_out, self.reasoning_out]),
             ]
         )
         self._load_run(video=video)

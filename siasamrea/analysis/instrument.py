@@ -1,8 +1,8 @@
 """The instrument table: what the embedded benchmark can measure, and whether it sees a known effect.
 
 For each fine-tuned dataset the baseline models (every seed, last epoch) are evaluated by the engine under
-the conditions of :mod:`siasamrea.training.conditions` (``instrument.json`` of each run). This module reads them and
-places the baseline between its bounds:
+the conditions of :mod:`siasamrea.training.conditions` (``instrument.json`` of each run). This module reads
+them and places the baseline between its bounds:
 
 * **answer prior**: the most frequent training answer of the question's type (multiple choice: one over the
   number of candidates). A text-only model should score about this if the text has no shortcut.

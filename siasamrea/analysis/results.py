@@ -2,8 +2,8 @@
 
 Only the runs the active ``params.yaml`` profile lists are read (the ``pretrain``, ``finetune``,
 ``ablations`` and ``budget`` sections: datasets × variants × seeds), at the paths
-:mod:`siasamrea.pipeline.stages` gives them. ``runs/`` is never globbed: a run left over from another profile or
-an earlier variant list must not slip into a table. A listed run without ``metrics.json`` is reported as
+:mod:`siasamrea.pipeline.stages` gives them. ``runs/`` is never globbed: a run left over from another profile
+or an earlier variant list must not slip into a table. A listed run without ``metrics.json`` is reported as
 missing (``Results.missing``), never silently dropped.
 
 Columns of ``Results.df``: ``section, dataset, variant, seed, task, split, metric, best, best_epoch, last,
@@ -140,11 +140,10 @@ def headline_split(params: dict, dataset: str) -> str:
     return want if want in splits else splits[-1]
 
 
-
 def variant_settings(params: dict, section: str, dataset: str, variant: str) -> dict:
     """The ``method`` and ``optim`` settings a variant trains with, resolved from params like
-    :func:`siasamrea.pipeline.stages.finetune_config` (without building or validating a Config, so it works for
-    runs that do not exist)."""
+    :func:`siasamrea.pipeline.stages.finetune_config` (without building or validating a Config, so it works
+    for runs that do not exist)."""
     base = {"method": params.get("method", {}), "optim": params.get("optim", {})}
     if section == "pretrain":
         cfg = deep_merge(base, params["pretrain"].get("config"))

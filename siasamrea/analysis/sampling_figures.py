@@ -30,9 +30,11 @@ from siasamrea.analysis.mechanism_data import evidence_datasets, reference_clips
 from siasamrea.analysis.results import headline_split, variant_settings
 from siasamrea.analysis.tables import data_source
 from siasamrea.data.dataset import ClipSpec
+from siasamrea.data.registry import read_split
 from siasamrea.method.sampling import dense_frames
+from siasamrea.pipeline.stages import finetune_dir
 from siasamrea.training import evidence as ev
-from siasamrea.video import read_frames
+from siasamrea.video import count_frames, read_frames
 
 CORE_COLOR, FAINT_COLOR, CLIP_COLOR = "#2ca02c", "#ff9f1c", "#1f77b4"
 SYNTHETIC_NOTE = "synthetic benchmark (embedded generator), not the paper's data"
@@ -96,8 +98,6 @@ def decode(path: str | Path, frames) -> np.ndarray:
 
 # -- Figure 1 ---------------------------------------------------------------------------------------------
 def _records(params: dict, dataset: str, split: str) -> list:
-    from siasamrea.data.registry import read_split
-
     d = params["data"]["datasets"][dataset]
     return read_split(d.get("format", dataset), d["root"], split, **(d.get("reader") or {})).records
 
@@ -144,8 +144,6 @@ def pick_figure1(params: dict, dataset: str | None = None, eval_seed: int = 1234
 
 
 def _count(path) -> int:
-    from siasamrea.video import count_frames
-
     return count_frames(path)
 
 
@@ -436,8 +434,6 @@ def _draw_predictions(fig, top, bottom, v: dict, names: list[str]) -> None:
 def default_run(params: dict) -> str:
     """The run Figure 4 and the explorer start from: ``figures.explorer_run`` of the profile, else the first
     seed's SiaSamRea fine-tuning run of the first fine-tuning dataset."""
-    from siasamrea.pipeline.stages import finetune_dir
-
     run = (params.get("figures") or {}).get("explorer_run")
     if run:
         return run

@@ -109,7 +109,9 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
         raise
 
 
-def write_text(path: str | os.PathLike, text: str, *, newline: str | None = "\n", fsync: bool = False) -> None:
+def write_text(
+    path: str | os.PathLike, text: str, *, newline: str | None = "\n", fsync: bool = False
+) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; ``newline`` as :func:`open`'s."""
     with atomic_path(path, fsync=fsync) as tmp, open(tmp, "w", encoding="utf-8", newline=newline) as f:
         f.write(text)

@@ -22,6 +22,20 @@ from pathlib import Path
 
 import yaml
 
+from siasamrea.data.filtering import filter_videos, write_manifest
+from siasamrea.data.frames import build_frame_cache
+from siasamrea.data.registry import (
+    available_splits,
+    empty_split_message,
+    get_dataset,
+    read_split,
+    summarize,
+)
+from siasamrea.data.tokenization import build_from_vocab_file
+from siasamrea.data.vocab import AnswerVocab
+from siasamrea.synthetic.generator import SynthConfig, generate, scaled
+from siasamrea.video import convert_gifs
+
 
 class EmptySplitError(ValueError):
     """A split with no questions (its JSON summary is printed first)."""
@@ -41,7 +55,6 @@ def _options(items: list[str]) -> dict:
 
 
 def cmd_synth(args) -> dict:
-    from siasamrea.synthetic.generator import SynthConfig, generate, scaled
 
     if not args.scale > 0:  # also NaN; 0 or less would still write one video of each kind
         raise ValueError(f"synth: --scale must be > 0, got {args.scale}")
@@ -50,15 +63,12 @@ def cmd_synth(args) -> dict:
 
 
 def cmd_convert(args) -> dict:
-    from siasamrea.video import convert_gifs
-
     report = convert_gifs(args.src, args.dst, workers=args.workers, on_error=args.on_error,
                           keyframe_interval=args.keyframe_interval)  # fmt: skip
     return {**report.summary(), "failures": [{"file": str(r.src), "reason": r.reason} for r in report.failed]}
 
 
 def cmd_filter(args) -> dict:
-    from siasamrea.data.filtering import filter_videos, write_manifest
 
     if not Path(args.videos).is_dir():
         raise FileNotFoundError(f"filter: video folder not found: {args.videos}")
@@ -71,14 +81,12 @@ def cmd_filter(args) -> dict:
 
 
 def cmd_tokenizer(args) -> dict:
-    from siasamrea.data.tokenization import build_from_vocab_file
 
     tok = build_from_vocab_file(args.vocab, args.out)
     return {"tokenizer": args.out, "vocab_size": len(tok)}
 
 
 def cmd_cache(args) -> dict:
-    from siasamrea.data.frames import build_frame_cache
 
     missing = [d for d in args.videos if not Path(d).is_dir()]
     if missing:
@@ -90,14 +98,6 @@ def cmd_cache(args) -> dict:
 
 
 def cmd_stats(args) -> dict:
-    from siasamrea.data.registry import (
-        available_splits,
-        empty_split_message,
-        get_dataset,
-        read_split,
-        summarize,
-    )
-    from siasamrea.data.vocab import AnswerVocab
 
     options = _options(args.option)
     get_dataset(args.dataset)  # an unknown name fails first, listing the known ones

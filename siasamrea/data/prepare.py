@@ -21,6 +21,7 @@ from siasamrea.data.frames import build_frame_cache
 from siasamrea.data.registry import available_splits, read_split, summarize
 from siasamrea.data.tokenization import build_from_vocab_file
 from siasamrea.data.vocab import AnswerVocab
+from siasamrea.synthetic.generator import COUNT_FIELDS, SynthConfig, generate
 from siasamrea.video import convert_gifs
 
 
@@ -66,8 +67,6 @@ def prepare(params: dict, *, progress: bool = False) -> dict:
     t0 = time.perf_counter()
     summary: dict = {"source": data["source"]}
     if data["source"] == "synthetic":
-        from siasamrea.synthetic.generator import SynthConfig, generate
-
         root = Path(data["synthetic_root"])
         synth = SynthConfig(**data["synth"])
         wanted = sorted(set(synth.skipped_datasets) & set(data["datasets"]))
@@ -108,7 +107,6 @@ def prepare_sweep(params: dict, root: str | Path, evidence_scale: float) -> dict
     generated with ``evidence_scale`` and ``sweep.synth``'s sizes under ``root``, and its frame cache. The
     other sets get one video each (the generator needs them); the default tokenizer is used (the vocabulary
     is the domains', the same at every scale)."""
-    from siasamrea.synthetic.generator import COUNT_FIELDS, SynthConfig, generate
 
     sw, data, root = params["sweep"], params["data"], Path(root)
     sizes = {k: 1 for k in COUNT_FIELDS} | dict(sw.get("synth") or {})

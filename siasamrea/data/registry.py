@@ -32,9 +32,15 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "tgif-qa": DatasetSpec("tgif-qa", tgif_qa.read_tgif_qa, tgif_qa.available_splits, DATASET_TASKS["tgif-qa"]),
-    "msvd-qa": DatasetSpec("msvd-qa", msvd_qa.read_msvd_qa, msvd_qa.available_splits, DATASET_TASKS["msvd-qa"]),
-    "msrvtt-qa": DatasetSpec("msrvtt-qa", msvd_qa.read_msrvtt_qa, msvd_qa.available_splits, DATASET_TASKS["msrvtt-qa"]),
+    "tgif-qa": DatasetSpec(
+        "tgif-qa", tgif_qa.read_tgif_qa, tgif_qa.available_splits, DATASET_TASKS["tgif-qa"]
+    ),
+    "msvd-qa": DatasetSpec(
+        "msvd-qa", msvd_qa.read_msvd_qa, msvd_qa.available_splits, DATASET_TASKS["msvd-qa"]
+    ),
+    "msrvtt-qa": DatasetSpec(
+        "msrvtt-qa", msvd_qa.read_msrvtt_qa, msvd_qa.available_splits, DATASET_TASKS["msrvtt-qa"]
+    ),
     "activitynet-qa": DatasetSpec(
         "activitynet-qa",
         activitynet_qa.read_activitynet_qa,

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from siasamrea.data.records import read_utf8
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
@@ -22,8 +27,6 @@ def build_word_tokenizer(words: list[str], directory: str | Path):
     Returns:
         the ``transformers.PreTrainedTokenizerFast``.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
     for w in sorted(set(words)):
@@ -55,11 +58,9 @@ def build_from_vocab_file(vocab_file: str | Path, directory: str | Path):
     path = Path(vocab_file)
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary file not found: {path}")
-    from siasamrea.data.records import read_utf8
 
     words = [w.strip() for w in read_utf8(path).splitlines() if w.strip()]
     # The tokenizer splits punctuation off words, so the vocabulary must hold the pieces too.
-    from tokenizers import pre_tokenizers
 
     pieces = {p for w in words for p, _ in pre_tokenizers.Whitespace().pre_tokenize_str(w.lower())}
     return build_word_tokenizer(sorted(pieces), directory)
@@ -67,7 +68,6 @@ def build_from_vocab_file(vocab_file: str | Path, directory: str | Path):
 
 def load_tokenizer(path: str | Path):
     """Load a tokenizer from a local directory (a saved tokenizer or a pretrained checkpoint's folder)."""
-    from transformers import AutoTokenizer
 
     p = Path(path)
     if not p.is_dir():
@@ -76,7 +76,6 @@ def load_tokenizer(path: str | Path):
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except (UnicodeDecodeError, ValueError, OSError) as e:
         # transformers' errors name no file: a vocabulary that is not UTF-8 is reported with its line.
-        from siasamrea.data.records import read_utf8
 
         for f in sorted(p.iterdir()):
             if f.suffix in (".txt", ".json") and f.is_file():

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import torch
 
+from siasamrea.method.model import ClipBertVisualEmbedding
+
 #: ClipBERT's pixel normalisation: 0-255 pixels minus the ImageNet mean, std 1 (img_pixel_std in its configs).
 CLIPBERT_PIXEL_STD = (1.0 / 255.0, 1.0 / 255.0, 1.0 / 255.0)
 
@@ -152,7 +154,6 @@ def load_clipbert(model: torch.nn.Module, source: str | Path | dict) -> ClipBert
     Raises ``ValueError`` if ``model`` cannot hold ClipBERT's weights faithfully (linear visual head, or a
     ResNet whose bottleneck strides in the 3x3 convolution instead of the first 1x1 as MSRA's does).
     """
-    from siasamrea.method.model import ClipBertVisualEmbedding
 
     if not isinstance(getattr(model, "visual", None), ClipBertVisualEmbedding):
         raise ValueError("a ClipBERT checkpoint needs model.visual_head: clipbert")

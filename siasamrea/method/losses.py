@@ -6,7 +6,8 @@
   ``−Σ_k Q(k) log p_anchor(k)``; for multiple choice P is the softmax over the candidate scores; for count
   the "soft label" is the same weighted combination of the clips' scalar predictions and the loss is MSE.
 
-Open points the paper leaves to us (DESIGN.md §2), each a switch, with the paper's literal reading as default:
+Open points the paper leaves to us (docs/method.md, "What the paper leaves open"), each a switch, with the
+paper's literal reading as default:
 
 * ``gt_on``: ``"anchor"`` (default; Eq. 8 applies ``L_gt`` to "the predictions", and the anchor is the
   only clip the model is evaluated on) or ``"all"`` (every clip supervised, averaged over clips).

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
@@ -451,7 +452,6 @@ class ClipBertVQA(nn.Module):
     # -- persistence ------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` and ``model.safetensors`` (the whole model, encoders included)."""
-        from safetensors.torch import save_model
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -469,7 +469,6 @@ class ClipBertVQA(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ClipBertVQA:
         """Load a model written by :meth:`save_pretrained` from a local directory."""
-        from safetensors.torch import load_model
 
         d = Path(directory)
         if not (d / "config.json").is_file() or not (d / "model.safetensors").is_file():

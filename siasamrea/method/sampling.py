@@ -246,8 +246,6 @@ def dense_frames(num_frames: int) -> torch.Tensor:
     return torch.arange(num_frames, dtype=torch.long)[None, :]
 
 
-
-
 def sample_clips(
     sampler: str,
     num_frames: int,

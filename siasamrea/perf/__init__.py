@@ -1,4 +1,5 @@
-"""The performance benchmark of DESIGN.md §6: ``python -m siasamrea.perf [--quick] [--out FILE]``.
+"""The performance benchmark (docs/method.md, "Performance targets"): ``python -m siasamrea.perf [--quick]
+[--out FILE]``.
 
 Everything is measured side by side in one process (configurations that are compared are timed
 round-robin), with warm-up and repeats; the report gives the median and the spread (quartiles, IQR) and

@@ -7,6 +7,11 @@ import argparse
 import os
 import sys
 
+import torch
+
+from siasamrea.perf import format_table, run_benchmark, write_report
+from siasamrea.perf.timing import available_cores, machine_info
+
 SECTIONS = ("training", "reasoning", "inference", "loading", "loader", "memory", "explore")
 
 
@@ -30,14 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from siasamrea.perf import format_table, run_benchmark, write_report
-
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.scale == "paper":
-        import torch
-
-        from siasamrea.perf.paper import format_paper, run_paper_scale
-        from siasamrea.perf.timing import available_cores, machine_info
+        # Imported only now: it loads transformers, which must see the offline settings above (and --help
+        # should not wait for it).
+        from siasamrea.perf.paper import format_paper, run_paper_scale  # noqa: PLC0415
 
         threads = args.threads or available_cores()
         torch.set_num_threads(threads)

@@ -16,10 +16,12 @@ import copy
 import time
 
 import torch
+import torch.nn.functional as F
 
 from siasamrea.method.model import ClipBertVQA
+from siasamrea.perf.step import StepBench, StepSetting, make_batch, model_config
+from siasamrea.perf.step_timing import reasoning_fn
 from siasamrea.perf.timing import round_robin
-from siasamrea.perf.training import StepBench, StepSetting, make_batch, model_config
 
 
 def vision_memory_format(setting: StepSetting, *, warmup: int, repeats: int) -> dict:
@@ -133,10 +135,6 @@ def reasoning_reformulated(setting: StepSetting, *, warmup: int, repeats: int, i
     """The reasoning of the default configuration as reasoning.py computes it (``Â P`` for every clip, then
     ``W1`` and ``W2`` separately) against the same Eq. 5 regrouped, ``Q = (ω W1 Â + (1 − ω) W2) P``: one
     matrix-vector product per video instead of N, and fewer small ops. Same loss and gradients (reported)."""
-    import torch.nn.functional as F
-
-    from siasamrea.perf.training import reasoning_fn
-
     bench = StepBench(setting)
     obj = bench.module.objective
     r = obj.reasoner

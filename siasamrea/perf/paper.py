@@ -26,8 +26,9 @@ import torch
 
 from siasamrea.method.config import Config
 from siasamrea.method.model import ClipBertVQA, ClipOutputs, HeadSpec, ModelConfig
+from siasamrea.perf.memory import proc_status_mb, reset_peak_rss
+from siasamrea.perf.step_timing import reasoning_fn
 from siasamrea.perf.timing import round_robin
-from siasamrea.perf.training import _proc_status_mb, _reset_peak_rss, reasoning_fn
 from siasamrea.training.build import build_objective, freeze_batchnorm
 
 PAPER_SETTING = {"num_clips": 9, "frames_per_clip": 16, "frame_size": 448, "videos": 1}
@@ -179,15 +180,15 @@ def _activations(model, objective, p, n, b, size) -> dict:
 
 def _peak_step_mib(fn) -> dict:
     """Peak resident memory of one call of ``fn`` above the resident memory before it (Linux VmHWM)."""
-    if not _reset_peak_rss():
+    if not reset_peak_rss():
         return {"available": False}
-    before = _proc_status_mb("VmRSS")
+    before = proc_status_mb("VmRSS")
     t0 = time.perf_counter()
     fn()
     return {
         "available": True,
         "rss_before_mib": before,
-        "peak_increase_mib": _proc_status_mb("VmHWM") - before,
+        "peak_increase_mib": proc_status_mb("VmHWM") - before,
         "seconds": time.perf_counter() - t0,
     }
 

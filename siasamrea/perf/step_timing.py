@@ -22,7 +22,7 @@ from siasamrea.perf.timing import round_robin, scale
 
 #: N of the open-ended settings (1: the baseline)
 TRAIN_CLIPS = (1, 2, 5, 9, 13)
-#: The reasoning's share of a step that the method should stay under (DESIGN.md §6)
+#: The reasoning's share of a step that the method should stay under (docs/method.md, "Performance targets")
 TARGET_FRACTION = 0.01
 
 

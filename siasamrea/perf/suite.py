@@ -97,9 +97,15 @@ def run_benchmark(
 def _run(p: dict, threads: int, quick: bool, workdir, compile: bool, sections, log) -> dict:
     # Imported here, not at the top: they load the model (transformers), decord and the data pipeline,
     # seconds that `import siasamrea.perf` (and so `python -m siasamrea.perf --help`) should not cost; and
-    # the CLI sets HF_HUB_OFFLINE and friends before transformers is first imported.
-    from siasamrea.perf import explore, inference, loading, memory, profiler, step_timing
-    from siasamrea.perf.step import StepSetting
+    # the CLI sets HF_HUB_OFFLINE and friends before transformers is first imported. (`import a.b as b`, not
+    # `from siasamrea.perf import b`: this module must not import its own package, which imports it.)
+    import siasamrea.perf.explore as explore  # noqa: PLC0415
+    import siasamrea.perf.inference as inference  # noqa: PLC0415
+    import siasamrea.perf.loading as loading  # noqa: PLC0415
+    import siasamrea.perf.memory as memory  # noqa: PLC0415
+    import siasamrea.perf.profiler as profiler  # noqa: PLC0415
+    import siasamrea.perf.step_timing as step_timing  # noqa: PLC0415
+    from siasamrea.perf.step import StepSetting  # noqa: PLC0415
 
     want = lambda name: sections is None or name in sections  # noqa: E731
     section = _Sections(log or (lambda *_: None))
@@ -114,13 +120,13 @@ def _run(p: dict, threads: int, quick: bool, workdir, compile: bool, sections, l
     with tempfile.TemporaryDirectory(prefix="siasamrea-bench-") as tmp:
         work = Path(workdir) if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        oe9 = StepSetting(
-            "open_ended", 9 if 9 in p["clips"] else max(p["clips"]), videos=p["videos"]
-        )
+        oe9 = StepSetting("open_ended", 9 if 9 in p["clips"] else max(p["clips"]), videos=p["videos"])
         if want("training") or want("reasoning"):
             with section("training", "training steps ..."):
                 settings = step_timing.default_settings(p["videos"], p["clips"], p["mc_clips"])
-                steps, benches = step_timing.training_steps(settings, warmup=p["warmup"], repeats=p["repeats"])
+                steps, benches = step_timing.training_steps(
+                    settings, warmup=p["warmup"], repeats=p["repeats"]
+                )
                 report["training"] = steps
             if want("reasoning"):
                 with section("reasoning", "reasoning cost ..."):
@@ -167,10 +173,7 @@ def _run(p: dict, threads: int, quick: bool, workdir, compile: bool, sections, l
             report["data_preparation"] = prep
         if want("memory"):
             with section("memory", "memory vs N (one subprocess per N) ..."):
-                mem = [
-                    StepSetting("open_ended", n, videos=p["memory_videos"])
-                    for n in p["memory_clips"]
-                ]
+                mem = [StepSetting("open_ended", n, videos=p["memory_videos"]) for n in p["memory_clips"]]
                 report["memory"] = memory.memory_vs_clips(mem, threads=threads, parallel=available_cores())
         if p["explore"] and want("explore"):
             with section("explore", "explore ..."):

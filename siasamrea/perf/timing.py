@@ -127,8 +127,11 @@ def available_cores() -> int:
 
 def machine_info(threads: int) -> dict:
     """What the numbers were measured on (CPU, cores, library versions, threads, load)."""
-    import decord
-    import transformers
+    # Imported for their versions only, here rather than at the top: `import siasamrea.perf` imports this
+    # module, and should neither pay for transformers and decord (seconds; `python -m siasamrea.perf
+    # --help`) nor import transformers before the CLI has set HF_HUB_OFFLINE.
+    import decord  # noqa: PLC0415
+    import transformers  # noqa: PLC0415
 
     return {
         "cpu_model": _cpu_model(),

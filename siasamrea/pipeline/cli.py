@@ -64,6 +64,7 @@ def show_config(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "show-config":

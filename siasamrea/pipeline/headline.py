@@ -15,9 +15,11 @@ def metrics_path(run_dir: str | Path) -> Path:
     rel = Path(run_dir).relative_to("runs")
     return Path("metrics") / rel.parent / f"{rel.name}.json"
 
+
 #: The split a dataset's headline number is reported on: the test sets, and How2QA's public val set.
 HEADLINE_SPLIT = {"msvd-qa": "test", "msrvtt-qa": "test", "tgif-qa": "test", "activitynet-qa": "test",
                   "how2qa": "val"}  # fmt: skip
+
 
 def headline_metrics(metrics: dict) -> dict:
     """A run's headline numbers for ``dvc metrics show`` / ``dvc exp show``: the last-epoch value on the
@@ -45,6 +47,7 @@ def headline_metrics(metrics: dict) -> dict:
         return {name: last, "best": best}
     return {(t if name == "acc" else f"{t}_{name}"): last for t, (name, last, _) in per_task.items()}
 
+
 def group_headline(runs: list[dict]) -> dict:
     """The seeds' mean of each headline number (:func:`headline_metrics`) and how many seeds there are."""
     heads = [h for h in map(headline_metrics, runs) if h]
@@ -56,6 +59,7 @@ def group_headline(runs: list[dict]) -> dict:
         out[key] = round(sum(values) / len(values), 2) if values else None
     return {**out, "seeds": len(heads)}
 
+
 def export_metrics(run_dir: str | Path, runs: list[str | Path] | None = None) -> None:
     """Write headline metrics under ``metrics/`` for DVC: of one run, or (``runs``) the seeds' mean of a
     stage's runs, at the stage directory's path (:func:`metrics_path`)."""
@@ -63,6 +67,7 @@ def export_metrics(run_dir: str | Path, runs: list[str | Path] | None = None) ->
     dst.parent.mkdir(parents=True, exist_ok=True)
     metrics = [json.loads((Path(r) / "metrics.json").read_text()) for r in (runs or [run_dir])]
     dst.write_text(json.dumps(group_headline(metrics), indent=1) + "\n")
+
 
 def metrics_markdown(metrics: dict) -> str:
     """A Markdown table of a run's best and last metrics per task and split."""
@@ -80,6 +85,7 @@ def metrics_markdown(metrics: dict) -> str:
     table = pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
     return f"{table}\n\n{metrics['steps']} steps, {metrics['train_seconds']} s of training"
 
+
 def split_table(summary: dict) -> list[dict]:
     """One row per dataset and split of the data stage's summary."""
     rows = []
@@ -89,6 +95,7 @@ def split_table(summary: dict) -> list[dict]:
                          "answer_vocab": s.get("answer_vocab_size"), "oov": (s.get("vocab") or {}).get("oov"),
                          "skipped": s["skipped"]["total"]})  # fmt: skip
     return rows
+
 
 def summarize_run(run_dir: str | Path) -> dict:
     """The headline numbers of a finished run (for notebooks to display)."""

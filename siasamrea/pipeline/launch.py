@@ -8,7 +8,6 @@ small models that one process cannot parallelise, and starts one notebook kernel
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -42,6 +41,7 @@ def run_grounding(params: dict) -> list[dict]:
         stem=model.get("stem", "imagenet"), epochs=g["epochs"], lr=g["lr"], seed=init.get("seed", 0),
     )  # fmt: skip
 
+
 def run_training(cfg: Config, *, nproc: int = 1, fresh: bool = True) -> dict:
     """Train one configuration: in this process, or under ``torchrun`` with ``nproc`` processes.
 
@@ -61,6 +61,7 @@ def run_training(cfg: Config, *, nproc: int = 1, fresh: bool = True) -> dict:
         subprocess.run(cmd, check=True, env={**os.environ})
     return json.loads((out / "metrics.json").read_text())
 
+
 def _run_subprocess(cfg: Config) -> dict:
     """One run in its own process (``python -m siasamrea.training --config``), from scratch."""
     out = Path(cfg.run.out_dir)
@@ -71,6 +72,7 @@ def _run_subprocess(cfg: Config) -> dict:
     cmd = [sys.executable, "-m", "siasamrea.training", "--config", str(out / "launch.yaml")]
     subprocess.run(cmd, check=True, env={**os.environ})
     return json.loads((out / "metrics.json").read_text())
+
 
 def run_group(configs: list[Config], params: dict) -> list[dict]:
     """Train every configuration of a stage (its seeds) from scratch; returns their metrics in order.
@@ -84,9 +86,10 @@ def run_group(configs: list[Config], params: dict) -> list[dict]:
     if parallel <= 1 or launch["nproc_per_node"] > 1:
         return [run_training(c, nproc=launch["nproc_per_node"]) for c in configs]
     threads = max(1, (configs[0].run.threads or os.cpu_count() or 1) // parallel)
-    configs = [dataclasses.replace(c, run=dataclasses.replace(c.run, threads=threads)) for c in configs]
+    configs = [c.model_copy(update={"run": c.run.model_copy(update={"threads": threads})}) for c in configs]
     with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
         return list(pool.map(_run_subprocess, configs))
+
 
 def run_stage_group(params: dict, stage: str, dataset: str | None = None, variant: str | None = None) -> dict:
     """Run a DVC training stage: every seed (:func:`run_group`), then its metrics for DVC. Returns
@@ -101,6 +104,7 @@ def run_stage_group(params: dict, stage: str, dataset: str | None = None, varian
     group = group_dir(stage, dataset, variant) if stage != "init" else configs[0].run.out_dir
     export_metrics(group, [c.run.out_dir for c in configs])
     return {c.run.out_dir: m for c, m in zip(configs, results, strict=True)}
+
 
 def run_stage(cfg: Config | None, params: dict, stage: str) -> dict:
     """Run a stage's training (``cfg=None``: a disabled init stage, which leaves a note and no weights)."""

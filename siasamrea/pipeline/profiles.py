@@ -10,8 +10,9 @@ variants, e.g. the smoke profile's three ablations instead of the default's twel
 ``dvc exp run -S active.method.omega=0.4`` changes one line of it. It is generated; edit the profile files
 and run ``python -m siasamrea.pipeline.profiles use <name>`` (``make profile PROFILE=<name>``).
 
-``python -m siasamrea.pipeline.profiles sandbox smoke build/smoke`` copies the repository (its tracked files, without
-the committed results) to a folder, selects the profile there and, with ``--repro``, runs ``dvc repro`` in it
+``python -m siasamrea.pipeline.profiles sandbox smoke build/smoke`` copies the repository (its tracked files,
+without the committed results) to a folder, selects the profile there and, with ``--repro``, runs ``dvc
+repro`` in it
 sharing this repository's DVC cache: the committed default results are never touched (``make smoke``).
 """
 
@@ -155,7 +156,9 @@ def sandbox(name: str, dst: str | Path, root: str | Path = ".", *, share_cache: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m siasamrea.pipeline.profiles", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m siasamrea.pipeline.profiles", description=__doc__.split("\n\n")[0]
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("use", help="write params.yaml for a profile (the next `dvc repro` runs it here)")
     p.add_argument("name")

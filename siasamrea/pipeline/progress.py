@@ -1,14 +1,17 @@
-"""``python -m siasamrea.pipeline.progress dvc repro [args]``: ``dvc repro`` with a stage counter (``make repro``).
+"""``python -m siasamrea.pipeline.progress dvc repro [args]``: ``dvc repro`` with a stage counter (``make
+repro``).
 
 Before running, it asks DVC which stages are out of date (``Repo.status``) and which stages depend on them
 (the pipeline graph): that is the plan, ``N`` stages. While ``dvc repro`` runs, its own output passes
 through unchanged, and each ``Running stage 'x'`` line is preceded by ``[k/N] x (elapsed, started at)``.
-Training stages add one line per epoch with their ETA (:meth:`siasamrea.training.trainer.Trainer._report_epoch`);
-papermill itself stays quiet, so the log stays a few lines per stage. When the plan cannot be computed
+Training stages add one line per epoch with their ETA
+(:meth:`siasamrea.training.trainer.Trainer._report_epoch`); papermill itself stays quiet, so the log stays a
+few lines per stage. When the plan cannot be computed
 (e.g. dvc.yaml does not parse) the counter shows ``[k/?]`` and DVC reports the problem itself.
 
-``python -m siasamrea.pipeline.progress --plan`` prints the plan and runs nothing: a dry run that also works on a fresh
-clone, where ``dvc repro --dry`` stops at the first stage whose input another stage has not made yet
+``python -m siasamrea.pipeline.progress --plan`` prints the plan and runs nothing: a dry run that also works
+on a fresh clone, where ``dvc repro --dry`` stops at the first stage whose input another stage has not made
+yet
 (treeverse/dvc#9021).
 """
 
@@ -26,8 +29,10 @@ CACHED = re.compile(r"Stage '([^']+)' is cached")
 def planned_stages(root: str = ".") -> list[str] | None:
     """The stages ``dvc repro`` will run or restore: out-of-date ones and everything downstream of them."""
     try:
-        import networkx as nx
-        from dvc.repo import Repo
+        # Deliberately lazy and inside the try: DVC's Python API is not a stable interface, and when it
+        # fails to import or to plan, the counter falls back to [k/?] instead of stopping `make repro`.
+        import networkx as nx  # noqa: PLC0415
+        from dvc.repo import Repo  # noqa: PLC0415
 
         with Repo(root) as repo:
             changed = set(repo.status())

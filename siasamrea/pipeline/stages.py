@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 
 from siasamrea.core.mapping import deep_merge
-from siasamrea.method.config import Config, _build, config_from_dict
+from siasamrea.method.config import Config, build_config, config_from_dict
 from siasamrea.pipeline.workspace import dataset_section
 
 
@@ -61,8 +61,8 @@ def _base_config(params: dict, dataset: str, out_dir: str, seed: int, stage: dic
 
 
 def _finish(values: dict, validate: bool) -> Config:
-    # validate=False: types only (show-config of a profile whose data is not on this machine)
-    return config_from_dict(values) if validate else _build(Config, values, "")
+    # validate=False: each key alone (show-config of a profile whose data is not on this machine)
+    return config_from_dict(values) if validate else build_config(values)
 
 
 GROUNDING_DIR = "runs/grounding"
@@ -218,5 +218,3 @@ def stage_configs(
 
 
 # -- command line ------------------------------------------------------------------------------------------
-
-

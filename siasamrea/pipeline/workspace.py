@@ -19,6 +19,7 @@ PARAMS_FILE = "params.yaml"
 
 ROOT_MARKERS = (PARAMS_FILE, "dvc.yaml")
 
+
 def find_root(start: str | Path = ".") -> Path:
     """The repository root: the nearest directory at or above ``start`` holding params.yaml and dvc.yaml."""
     here = Path(start).resolve()
@@ -26,6 +27,7 @@ def find_root(start: str | Path = ".") -> Path:
         if all((d / m).is_file() for m in ROOT_MARKERS):
             return d
     raise FileNotFoundError(f"{here}: neither it nor a parent directory holds {' and '.join(ROOT_MARKERS)}")
+
 
 def enter_root(start: str | Path = ".") -> Path:
     """``chdir`` to the repository root and return it. Every path of the pipeline is relative to the root:
@@ -35,6 +37,7 @@ def enter_root(start: str | Path = ".") -> Path:
         print(f"working directory: {root} (the repository root)")
         os.chdir(root)
     return root
+
 
 def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> dict:
     """The active profile of ``params.yaml`` (a plain dict).
@@ -57,6 +60,7 @@ def load_params(path: str | Path = PARAMS_FILE, profile: str | None = None) -> d
             f"{p}: the active profile is {active.get('name')!r}, the notebook asked for {profile!r}"
         )
     return active
+
 
 def dataset_section(params: dict, dataset: str) -> dict:
     """``data`` settings of one dataset: root, reader options, splits (from ``params.data.datasets``)."""

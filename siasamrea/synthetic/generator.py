@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from siasamrea.core.fileio import atomic_path, write_text
 from siasamrea.synthetic.render import render
@@ -388,7 +389,6 @@ def generate(cfg: SynthConfig, root: str | Path, *, progress: bool = True) -> di
 def _progress(it, total: int, enabled: bool):
     if not enabled:
         return it
-    from tqdm.auto import tqdm
 
     return tqdm(it, total=total, desc="synthetic videos", unit="video")
 

@@ -1,4 +1,5 @@
-"""``python -m siasamrea.training --config run.yaml [--set key=value ...]``: one training run (see :mod:`.cli`)."""
+"""``python -m siasamrea.training --config run.yaml [--set key=value ...]``: one training run (see
+:mod:`.cli`)."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""Turn a :class:`~siasamrea.method.config.Config` into data, a model and an objective (no training loop here).
+"""Turn a :class:`~siasamrea.method.config.Config` into data, a model and an objective (no training loop
+here).
 
 * :func:`load_tasks` reads the annotation files of every task (TGIF-QA's four for pretraining, one for a
   downstream dataset), applies the frame filter's manifest to the training questions, and builds the
@@ -10,10 +11,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from siasamrea.core.choices import TaskKind
 from siasamrea.data.dataset import ClipSpec, VideoQADataset
@@ -196,9 +199,6 @@ def init_weights_from(model: ClipBertVQA, source: str | Path) -> dict:
 
     ``source``: a run directory (its ``model/``) or a ``save_pretrained`` directory. Returns what was loaded.
     """
-    import json
-
-    from safetensors.torch import load_file
 
     src = Path(source)
     folder = src / "model" if (src / "model").is_dir() else src

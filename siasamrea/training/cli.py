@@ -14,6 +14,7 @@ import sys
 from siasamrea.method.config import ConfigError, describe_keys, load_config
 from siasamrea.training.build import check_reader_options
 from siasamrea.training.distributed import cleanup, setup
+from siasamrea.training.trainer import DivergedError, Trainer
 
 #: Exit codes: 2 a bad configuration (nothing ran), 3 training diverged (no model written).
 EXIT_CONFIG, EXIT_DIVERGED = 2, 3
@@ -34,7 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def train(config, overrides=None) -> dict:
     """Run one configuration in this process (joining the torchrun group if there is one)."""
-    from siasamrea.training.trainer import Trainer
 
     cfg = config if not isinstance(config, (str, type(None))) else load_config(config, overrides)
     info = setup(cfg.run.device)
@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    from siasamrea.training.trainer import DivergedError
 
     try:
         result = train(cfg)

@@ -8,6 +8,7 @@ CUDA and gloo on CPU. Without those variables it is a single process and nothing
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -101,8 +102,6 @@ def wrap_ddp(
         if info.device.type == "cuda":
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
         else:
-            import warnings
-
             warnings.warn(
                 "BatchNorm uses per-process batch statistics under gloo (SyncBatchNorm needs GPUs): "
                 "results differ slightly from a single process; set model.freeze_bn=true for exact equality",

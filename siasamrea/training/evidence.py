@@ -10,8 +10,8 @@ level, in a ``core`` or ``faint`` range). For one evaluation question we compare
 * the anchor clip, which is all the model sees at test time (the paper's protocol), with
 * the union of the anchor and its siamese clips, recomputed here: evaluation draws the anchor of item
   ``i`` from ``torch.Generator().manual_seed(item_seed(eval_seed, i))`` with the ``"sparse"`` sampler,
-  which is :func:`~siasamrea.method.sampling.siamese_sample` with one clip; the same generator state and the same
-  ``reserve_clips`` given to ``siamese_sample`` with N clips give the same anchor as row 0 plus the N − 1
+  which is :func:`~siasamrea.method.sampling.siamese_sample` with one clip; the same generator state and the
+  same ``reserve_clips`` given to ``siamese_sample`` with N clips give the same anchor as row 0 plus the N − 1
   siamese clips a training step would have drawn around it. :func:`verify_anchors` checks this against
   the anchors the engine saved in ``predictions/*.json``.
 
@@ -21,7 +21,6 @@ Categories of a question (:func:`category`): ``"anchor"`` (the anchor has the ev
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,7 +140,7 @@ def run_config(run_dir: str | Path) -> Config:
     values = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
     sections = {}
     for name, cls in _SECTIONS.items():
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = set(cls.model_fields)
         sections[name] = cls(**{k: v for k, v in (values.get(name) or {}).items() if k in known})
     return Config(**sections)
 

@@ -13,8 +13,9 @@ Two uses:
   learns to ask for it (measured: an init run whose ResNet grid decodes colour at 38% by a linear probe, while
   shape reaches 98%; README, "Does the model see?"). Training the ResNet on the stills' caption attributes
   first is this benchmark's stand-in for that pretraining; the init stage then starts from those weights.
-* **A diagnostic** (``python -m siasamrea.training.grounding``): if this probe learns an attribute and the full model
-  does not, the loss is on the way from the features to the answer (fusion, supervision), not in the pixels
+* **A diagnostic** (``python -m siasamrea.training.grounding``): if this probe learns an attribute and the
+  full model does not, the loss is on the way from the features to the answer (fusion, supervision), not in
+  the pixels
   or the backbone.
 
     python -m siasamrea.training.grounding --stills data/synthetic/stills \
@@ -163,7 +164,9 @@ def ground(
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m siasamrea.training.grounding", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m siasamrea.training.grounding", description=__doc__.split("\n")[0]
+    )
     p.add_argument(
         "--stills", required=True, help="the stills folder (Train/Test_frameqa_question.csv, mp4/)"
     )

@@ -1,45 +1,35 @@
 """The training and evaluation engine: one process or many (DDP), resumable, rank 0 writes everything.
 
-Run layout (``run.out_dir``)::
-
-    config.yaml        the resolved configuration
-    data.json          what the datasets kept, dropped and why
-    log.csv            per-step losses and learning rate (dvc plots)
-    epochs.csv         per-epoch metrics, one column per task/split/metric (dvc plots)
-    metrics.json       best and last epoch metrics, and the test metric at the best validation epoch
-    predictions/       per-question predictions of the last and of each task's best epoch
-    analysis.json      affinity matrices, clip features and logits, clip predictions, soft labels and W1/W2 of
-                       a few training videos, after training (the explorer recomputes Â, P and Q from them)
-    analysis/epoch-<e>.json  the same after each evaluated epoch
-    checkpoints/       resumable checkpoints (safetensors)
-    model/             the inference model (save_pretrained; no W1/W2: they are training-only)
-    objective.safetensors  the trained W1/W2 (and projection g), for analysis
+The story of a run (:meth:`Trainer.run`): resume from the newest intact checkpoint, or start afresh and clear
+what an earlier attempt left; train epoch by epoch (tasks' batches interleaved, one optimiser step per batch),
+evaluating every ``eval.every_epochs`` epochs and checkpointing after each epoch; then evaluate the last model
+under ``eval.conditions`` and write the model and the metrics. Where each result goes and how it is encoded
+is :mod:`siasamrea.training.artifacts`'s (the run layout is described there); the checkpoints are
+:mod:`siasamrea.training.checkpoint`'s.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import shutil
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from siasamrea.core.fileio import atomic_path, remove_stale_temporaries, write_json
+from siasamrea.core.fileio import remove_stale_temporaries
 from siasamrea.data.dataset import collate, item_seed
-from siasamrea.method.config import Config, dump_config, resume_identity
+from siasamrea.method.config import Config, resume_identity
 from siasamrea.method.losses import clip_probabilities
 from siasamrea.method.scoring import aggregate_clips, main_metric, predictions, task_metrics
 from siasamrea.training import checkpoint as ckpt
+from siasamrea.training.artifacts import LOG_LOSSES, RunArtifacts
 from siasamrea.training.build import (
     build_datasets,
     build_model,
@@ -58,7 +48,7 @@ from siasamrea.training.distributed import (
     broadcast_object,
     wrap_ddp,
 )
-from siasamrea.training.evidence import load_evidence
+from siasamrea.training.evidence import load_evidence, load_evidence_records
 from siasamrea.training.rank_samplers import EvalBatchSampler, TrainBatchSampler
 
 AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
@@ -78,17 +68,8 @@ def resolve_precision(precision: str, device: torch.device, bf16: bool = True) -
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-#: What a run writes besides its checkpoints: removed when it starts afresh (no intact checkpoint), so rows
-#: and results of an earlier attempt are neither appended to nor mistaken for this run's.
-RUN_OUTPUTS = ("log.csv", "epochs.csv", "metrics.json", "analysis.json", "objective.safetensors", "model",
-               "predictions")  # fmt: skip
-
-
 class DivergedError(RuntimeError):
     """A non-finite loss or gradient: training stops and nothing is written as a finished model."""
-
-
-LOG_FIELDS = ["step", "epoch", "task", "lr", "loss", "loss_gt", "loss_siamese", "loss_weights", "seconds"]
 
 
 class TrainModule(nn.Module):
@@ -183,7 +164,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, info: DistInfo):
         self.cfg, self.info = cfg, info
-        self.out = Path(cfg.run.out_dir)
+        self.artifacts = RunArtifacts(cfg.run.out_dir)  # the run directory's files
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
         torch.manual_seed(cfg.run.seed)  # same initial weights on every rank
@@ -231,22 +212,12 @@ class Trainer:
         # fp16 overflows where bf16 does not: scale the loss (GradScaler), unscale before clipping.
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=self.precision == "fp16")
 
-    # -- schedule -------------------------------------------------------------------------------------------
-    def epoch_schedule(self, epoch: int) -> list[str]:
-        """The order of task batches in an epoch: shuffled with ``(seed, epoch)``, identical on every rank."""
-        order = [name for name, s in self.samplers.items() for _ in range(len(s))]
-        g = torch.Generator().manual_seed(item_seed(self.cfg.run.seed, epoch, 0x7A5))
-        return [order[i] for i in torch.randperm(len(order), generator=g).tolist()]
-
-    # -- train -----------------------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, info = self.cfg, self.info
         # First: checkpoints of another configuration are refused before config.yaml is overwritten.
         self._resume()
         if info.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            dump_config(cfg, self.out / "config.yaml")
-            self._write_data_report()
+            self.artifacts.write_start(cfg, self._data_report())
         t_start = time.perf_counter()
         first_epoch = self.epoch  # > 0 when resumed: the ETA counts only epochs run in this process
         stopped = False
@@ -259,7 +230,7 @@ class Trainer:
             if self.epoch % cfg.eval.every_epochs == 0 or self.epoch == cfg.optim.epochs:
                 self._evaluate_all()
                 # Before the checkpoint: a resumed run never lacks the snapshot of an epoch it saved.
-                self._write_analysis(self.out / "analysis" / f"epoch-{self.epoch:03d}.json")
+                self._write_analysis(epoch=self.epoch)
             self._save()
             if info.is_main:
                 self._report_epoch(time.perf_counter() - t_start, self.epoch - first_epoch)
@@ -272,6 +243,67 @@ class Trainer:
             self._write_analysis()
         barrier(info)
         return result
+
+    # -- start: resume, or start afresh ---------------------------------------------------------------------
+    def _resume(self) -> None:
+        path = None
+        if self.info.is_main:
+            for tmp in remove_stale_temporaries(self.artifacts.checkpoints):
+                print(f"removed {tmp}: the temporary directory of a save that was killed", flush=True)
+            path = ckpt.latest_checkpoint(self.artifacts.checkpoints)
+        path = broadcast_object(None if path is None else str(path), self.info)
+        if path is None:
+            if self.info.is_main:
+                # A fresh start in a directory an earlier attempt wrote to: start clean.
+                stale = self.artifacts.remove_stale_outputs()
+                if stale:
+                    print(f"{self.artifacts.root}: no intact checkpoint, starting afresh; removed the "
+                          f"earlier attempt's {', '.join(p.name for p in stale)}", flush=True)  # fmt: skip
+            return
+        weights, state, meta = ckpt.load_checkpoint(path)
+        saved, current = meta.get("config", {}), json.loads(json.dumps(resume_identity(self.cfg)))
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if changed:
+            raise ValueError(
+                f"{self.artifacts.root} holds checkpoints of another configuration (differs in "
+                f"{', '.join(changed)}); resume with the same configuration, or use a new run.out_dir"
+            )
+        if meta.get("world_size", 1) != self.info.world_size:
+            raise ValueError(
+                f"{path} was written by {meta['world_size']} processes; resume with the same number "
+                f"(the data order per process depends on it), got {self.info.world_size}"
+            )
+        self.module.load_state_dict(weights)
+        ckpt.restore_optimizer(self.optimizer, state, meta)
+        self.scheduler.load_state_dict(meta["scheduler"])
+        ckpt.set_rng_state(state, self.info.rank)
+        self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
+        self.history.rows = meta["history"]
+        if self.info.is_main:
+            # Rows written after this checkpoint by the run that was stopped go: log.csv is cut back to
+            # its step, epochs.csv rewritten from the checkpoint's history (none: removed).
+            self.artifacts.truncate_log(self.step)
+            self.artifacts.write_epochs(self.history.rows)
+            print(f"resumed from {path} (epoch {self.epoch}, step {self.step})", flush=True)
+
+    def _data_report(self) -> dict:
+        """What the datasets kept, dropped and why (``data.json``)."""
+        return {
+            "train": {name: ds.report.as_dict() for name, ds in self.train_sets.items()},
+            "eval": {f"{t}/{s}": ds.report.as_dict() for (t, s), ds in self.eval_sets.items()},
+            "annotation_rows_skipped": {t.name: t.skipped for t in self.tasks},
+            "answer_vocab": {t.name: len(t.vocab) for t in self.tasks if t.vocab},
+            "init_from": self.init_report,
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.info.world_size,
+        }
+
+    # -- train ----------------------------------------------------------------------------------------------
+    def epoch_schedule(self, epoch: int) -> list[str]:
+        """The order of task batches in an epoch: shuffled with ``(seed, epoch)``, identical on every rank."""
+        order = [name for name, s in self.samplers.items() for _ in range(len(s))]
+        g = torch.Generator().manual_seed(item_seed(self.cfg.run.seed, epoch, 0x7A5))
+        return [order[i] for i in torch.randperm(len(order), generator=g).tolist()]
 
     def _train_epoch(self) -> bool:
         """Train until the epoch ends (False) or ``run.max_steps`` is reached (True)."""
@@ -289,8 +321,6 @@ class Trainer:
             freeze_batchnorm(self.module)
         bar = None
         if info.is_main and cfg.run.progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(
                 total=len(schedule),
                 initial=self.step_in_epoch,
@@ -349,10 +379,15 @@ class Trainer:
         raise DivergedError(
             f"training diverged at step {self.step + 1} (epoch {self.epoch + 1}, task {task}): "
             f"loss {float(loss):.4g}, gradient norm {float(grad_norm):.4g} on rank {self.info.rank}; "
-            f"stopped before the update, no model written to {self.out / 'model'}. "
+            f"stopped before the update, no model written to {self.artifacts.model}. "
             f"Lower optim.lr (now {self.cfg.optim.lr:g}) or set optim.grad_clip; the last checkpoint in "
-            f"{self.out / 'checkpoints'} (if any) holds finite weights"
+            f"{self.artifacts.checkpoints} (if any) holds finite weights"
         )
+
+    def _log_step(self, task: str, out: dict, seconds: float) -> None:
+        losses = {k: float(out[k].detach()) for k in LOG_LOSSES}
+        lr = self.scheduler.get_last_lr()[0]
+        self.artifacts.append_log(self.step, self.epoch, task, lr, losses, seconds)
 
     def _report_epoch(self, elapsed: float, done: int) -> None:
         """One line per epoch on the process's own stderr, with the ETA of this run.
@@ -370,20 +405,20 @@ class Trainer:
         stream = sys.__stderr__ or sys.stderr
         print(line, file=stream, flush=True)
 
-    def _log_step(self, task: str, out: dict, seconds: float) -> None:
-        path = self.out / "log.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(LOG_FIELDS)
-            w.writerow([
-                self.step, self.epoch, task, f"{self.scheduler.get_last_lr()[0]:.6g}",
-                *(f"{float(out[k].detach()):.5f}" for k in ("loss", "gt", "siamese", "weights")),
-                f"{seconds:.4f}",
-            ])  # fmt: skip
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def _save(self) -> None:
+        # Every rank's RNG state: each draws its own dropout masks (a collective: all ranks call it).
+        rng = ckpt.merge_rng_states(all_gather_objects(ckpt.rng_state(), self.info))
+        if self.info.is_main:
+            meta = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history.rows,
+                    "world_size": self.info.world_size, "config": resume_identity(self.cfg)}  # fmt: skip
+            ckpt.save_checkpoint(self.artifacts.checkpoints, self.step, self.module.state_dict(),
+                                 self.optimizer,
+                                 self.scheduler, meta, keep=self.cfg.run.keep_checkpoints,
+                                 rng=rng)  # fmt: skip
+        barrier(self.info)
 
-    # -- evaluation ------------------------------------------------------------------------------------------
+    # -- evaluation -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(
         self,
@@ -396,9 +431,9 @@ class Trainer:
     ) -> tuple[dict, list[dict]]:
         """Metrics of one task and split, and the per-question predictions (every rank gets both).
 
-        ``dataset``: other clips of the same questions (siasamrea.training.conditions); ``blank``: black frames;
-        ``aggregate``: how several clips' logits are combined (default ``eval.multi_clip``); ``keep_clips``:
-        each row also gets every clip's frame indices (``clips``, ``[N][B]``).
+        ``dataset``: other clips of the same questions (siasamrea.training.conditions); ``blank``: black
+        frames; ``aggregate``: how several clips' logits are combined (default ``eval.multi_clip``);
+        ``keep_clips``: each row also gets every clip's frame indices (``clips``, ``[N][B]``).
         """
         cfg, info = self.cfg, self.info
         ds = self.eval_sets[(task, split)] if dataset is None else dataset
@@ -437,6 +472,8 @@ class Trainer:
         return metrics, rows
 
     def _evaluate_all(self) -> None:
+        """Every task and split: a row of the history; rank 0 writes ``epochs.csv`` and the predictions of
+        the last and, where this epoch is the best so far, of the best epoch."""
         row = {"epoch": self.epoch, "step": self.step}
         preds = {}
         for task, split in self.eval_sets:
@@ -447,12 +484,20 @@ class Trainer:
                 row[f"{task}/{split}/{name}/{qtype}"] = m[name]
             preds[(task, split)] = rows
         self.history.rows.append(row)
-        if self.info.is_main:
-            self._write_epochs()
-            self._write_predictions(preds, row)
+        if not self.info.is_main:
+            return
+        self.artifacts.write_epochs(self.history.rows)
+        tagged = {}
+        for (task, split), rows in preds.items():
+            name, higher = main_metric(self.kinds[task])
+            best = self.history.best(f"{task}/{split}/{name}", higher)
+            is_best = best is not None and best["epoch"] == row["epoch"]
+            tagged[(task, split)] = (name, ["last", "best"] if is_best else ["last"], rows)
+        self.artifacts.write_predictions(row["epoch"], tagged)
 
     def _evaluate_conditions(self) -> None:
-        """The last model under each of ``eval.conditions`` (siasamrea.training.conditions) -> ``instrument.json``.
+        """The last model under each of ``eval.conditions`` (siasamrea.training.conditions) ->
+        ``instrument.json``.
 
         Per task and split: the metrics of the anchor protocol and of each condition, and the per-question
         predictions of each, in the same question order (for paired comparisons).
@@ -486,117 +531,9 @@ class Trainer:
             entry["oracle_without_evidence"] = missing
             out[f"{task}/{split}"] = entry
         if self.info.is_main:
-            write_json(self.out / "instrument.json", {"epoch": self.epoch, "kind": self.kinds, "sets": out})
+            self.artifacts.write_instrument(self.epoch, self.kinds, out)
 
-    def _write_predictions(self, preds: dict, row: dict) -> None:
-        d = self.out / "predictions"
-        d.mkdir(exist_ok=True)
-        for (task, split), rows in preds.items():
-            name, higher = main_metric(self.kinds[task])
-            key = f"{task}/{split}/{name}"
-            tags = ["last"]
-            best = self.history.best(key, higher)
-            if best is not None and best["epoch"] == row["epoch"]:
-                tags.append("best")
-            for tag in tags:
-                write_json(
-                    d / f"{task}_{split}_{tag}.json", {"epoch": row["epoch"], "metric": name, "rows": rows}
-                )
-
-    def _write_epochs(self) -> None:
-        keys = sorted({k for r in self.history.rows for k in r} - {"epoch", "step"})
-        with atomic_path(self.out / "epochs.csv", fsync=False) as tmp, open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["epoch", "step", *(k.replace("/", "_") for k in keys)])
-            for r in self.history.rows:
-                w.writerow([r["epoch"], r["step"], *(r.get(k, "") for k in keys)])
-
-    # -- checkpoints ----------------------------------------------------------------------------------------
-    def _save(self) -> None:
-        # Every rank's RNG state: each draws its own dropout masks (a collective: all ranks call it).
-        rng = ckpt.merge_rng_states(all_gather_objects(ckpt.rng_state(), self.info))
-        if self.info.is_main:
-            meta = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history.rows,
-                    "world_size": self.info.world_size, "config": resume_identity(self.cfg)}  # fmt: skip
-            ckpt.save_checkpoint(self.out / "checkpoints", self.step, self.module.state_dict(),
-                                 self.optimizer,
-                                 self.scheduler, meta, keep=self.cfg.run.keep_checkpoints,
-                                 rng=rng)  # fmt: skip
-        barrier(self.info)
-
-    def _resume(self) -> None:
-        path = None
-        if self.info.is_main:
-            for tmp in remove_stale_temporaries(self.out / "checkpoints"):
-                print(f"removed {tmp}: the temporary directory of a save that was killed", flush=True)
-            path = ckpt.latest_checkpoint(self.out / "checkpoints")
-        path = broadcast_object(None if path is None else str(path), self.info)
-        if path is None:
-            if self.info.is_main:
-                self._remove_stale_outputs()
-            return
-        weights, state, meta = ckpt.load_checkpoint(path)
-        saved, current = meta.get("config", {}), json.loads(json.dumps(resume_identity(self.cfg)))
-        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-        if changed:
-            raise ValueError(
-                f"{self.out} holds checkpoints of another configuration (differs in {', '.join(changed)}); "
-                "resume with the same configuration, or use a new run.out_dir"
-            )
-        if meta.get("world_size", 1) != self.info.world_size:
-            raise ValueError(
-                f"{path} was written by {meta['world_size']} processes; resume with the same number "
-                f"(the data order per process depends on it), got {self.info.world_size}"
-            )
-        self.module.load_state_dict(weights)
-        ckpt.restore_optimizer(self.optimizer, state, meta)
-        self.scheduler.load_state_dict(meta["scheduler"])
-        ckpt.set_rng_state(state, self.info.rank)
-        self.step, self.epoch, self.step_in_epoch = meta["step"], meta["epoch"], meta["step_in_epoch"]
-        self.history.rows = meta["history"]
-        if self.info.is_main:
-            self._truncate_log(self.step)
-            if self.history.rows:
-                self._write_epochs()
-            else:  # rows of an evaluation after this checkpoint, by a run killed before its next one
-                (self.out / "epochs.csv").unlink(missing_ok=True)
-            print(f"resumed from {path} (epoch {self.epoch}, step {self.step})", flush=True)
-
-    def _remove_stale_outputs(self) -> None:
-        """A fresh start (no intact checkpoint) in a directory an earlier attempt wrote to: start clean."""
-        stale = [self.out / name for name in RUN_OUTPUTS if (self.out / name).exists()]
-        for p in stale:
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-        if stale:
-            print(f"{self.out}: no intact checkpoint, starting afresh; removed the earlier attempt's "
-                  f"{', '.join(p.name for p in stale)}", flush=True)  # fmt: skip
-
-    def _truncate_log(self, step: int) -> None:
-        path = self.out / "log.csv"
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = [rows[0], *(r for r in rows[1:] if int(r[0]) <= step)]
-        with open(path, "w", newline="") as f:
-            csv.writer(f).writerows(keep)
-
-    # -- outputs ------------------------------------------------------------------------------------------
-    def _write_data_report(self) -> None:
-        report = {
-            "train": {name: ds.report.as_dict() for name, ds in self.train_sets.items()},
-            "eval": {f"{t}/{s}": ds.report.as_dict() for (t, s), ds in self.eval_sets.items()},
-            "annotation_rows_skipped": {t.name: t.skipped for t in self.tasks},
-            "answer_vocab": {t.name: len(t.vocab) for t in self.tasks if t.vocab},
-            "init_from": self.init_report,
-            "steps_per_epoch": self.steps_per_epoch,
-            "world_size": self.info.world_size,
-        }
-        write_json(self.out / "data.json", report)
-
+    # -- results --------------------------------------------------------------------------------------------
     def summary(self) -> dict:
         """Best and last metrics per task and split, and the test metric at the best validation epoch."""
         out = {"best": {}, "last": {}, "at_best_val": {}}
@@ -622,27 +559,24 @@ class Trainer:
         bad = [k for k, v in weights if v.is_floating_point() and not v.isfinite().all()]
         if bad:
             raise DivergedError(f"non-finite weights after training ({', '.join(bad[:5])}): "
-                                f"no model written to {self.out / 'model'}")  # fmt: skip
-        try:
-            self.model.save_pretrained(self.out / "model")
-        except (OSError, SafetensorError) as e:
-            raise OSError(f"cannot write the model to {self.out / 'model'}: {e}") from e
-        obj = {k: v.contiguous() for k, v in self.objective.state_dict().items()}
-        if obj:
-            ckpt.save_tensors(obj, self.out / "objective.safetensors")
-        # Last: a metrics.json means the run finished and its model is complete.
-        write_json(self.out / "metrics.json", result)
+                                f"no model written to {self.artifacts.model}")  # fmt: skip
+        self.artifacts.write_final(self.model, self.objective, result)
         return result
 
-    @torch.no_grad()
-    def _write_analysis(self, path: Path | None = None) -> None:
-        """Affinity, clip features and logits, clip predictions, soft label and W1/W2 for the first training
-        videos of each task (``path``: default ``analysis.json``). Deterministic clips, no gradient and no
-        random numbers drawn, so writing it between epochs leaves training unchanged."""
-        n = self.cfg.run.analysis_videos
-        if n <= 0 or not self.info.is_main or self.objective.reasoner is None:
+    def _write_analysis(self, epoch: int | None = None) -> None:
+        """``analysis.json`` (``epoch``: the snapshot ``analysis/epoch-<e>.json``), by rank 0, if the run
+        keeps ``run.analysis_videos`` and its objective has a reasoner."""
+        if self.cfg.run.analysis_videos <= 0 or not self.info.is_main or self.objective.reasoner is None:
             return
-        evidence = _load_evidence(self.cfg.data.evidence)
+        self.artifacts.write_analysis(self._analysis_snapshot(), epoch)
+
+    @torch.no_grad()
+    def _analysis_snapshot(self) -> dict:
+        """Affinity, clip features and logits, clip predictions, soft label and W1/W2 for the first
+        ``run.analysis_videos`` training videos of each task. Deterministic clips, no gradient and no random
+        numbers drawn, so taking it between epochs leaves training unchanged."""
+        n = self.cfg.run.analysis_videos
+        evidence = _evidence_ranges(self.cfg.data.evidence)
         self.module.eval()
         reasoner = self.objective.reasoner
         # What Q was computed with, so the explorer can recompute it (reasoning.py) and vary each setting.
@@ -679,18 +613,14 @@ class Trainer:
                     "labels": task_data.vocab.answers if task_data.vocab else list(r.candidates),
                     "evidence": evidence.get(r.video_path.stem),
                 })  # fmt: skip
-        path = path or self.out / "analysis.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, out)
+        return out
 
 
-def _load_evidence(path: str | None) -> dict:
+def _evidence_ranges(path: str | None) -> dict:
+    """``{video_id: {"core", "faint", "num_frames"}}`` as ``evidence.jsonl`` holds them (none: ``{}``)."""
     if not path:
         return {}
-    out = {}
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                e = json.loads(line)
-                out[e["video_id"]] = {"core": e["core"], "faint": e["faint"], "num_frames": e["num_frames"]}
-    return out
+    return {
+        e["video_id"]: {"core": e["core"], "faint": e["faint"], "num_frames": e["num_frames"]}
+        for e in load_evidence_records(path)
+    }

@@ -9,9 +9,12 @@ rows were kept; tests/data/test_real_excerpts.py checks the excerpts against the
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
+
+from siasamrea.data.how2qa import segment_of
 
 HERE = Path(__file__).resolve().parent
 FULL = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[3] / "shared" / "data" / "real-annotations"
@@ -58,9 +61,6 @@ def main() -> None:
 
     # How2QA: the first rows of val (LF) and test (CRLF), and the 60-s segments they need from the mapping
     sys.path.insert(0, str(HERE.parents[2]))
-    import csv
-
-    from siasamrea.data.how2qa import segment_of
 
     needed = set()
     for f in ("how2QA_val_release.csv", "how2QA_test_public_release.csv"):
