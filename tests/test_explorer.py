@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -271,7 +272,24 @@ def browser(tmp_path):
         driver.quit()
 
 
+def _accept_dialogs(driver) -> None:
+    """Accept a JupyterLab dialog in the way (it intercepts every click), and say which.
+
+    One run of the test met a modal dialog over the menu bar right after opening the notebook (JupyterLab's
+    kernel selection, which it shows when the kernel session is not ready when the panel opens): the
+    default choice, the notebook's own ``python3`` kernel, is what a user accepts.
+    """
+    for dialog in driver.find_elements(By.CSS_SELECTOR, ".jp-Dialog"):
+        text = " ".join(dialog.text.split())[:200]
+        buttons = dialog.find_elements(By.CSS_SELECTOR, ".jp-Dialog-button.jp-mod-accept")
+        if buttons:
+            warnings.warn(f"accepted a JupyterLab dialog: {text!r}", stacklevel=2)
+            buttons[0].click()
+            time.sleep(1)
+
+
 def _menu(driver, wait, top: str, item: str) -> None:
+    _accept_dialogs(driver)
 
     xp = f"//div[contains(@class, 'lm-MenuBar-itemLabel') and text()='{top}']"
     wait.until(ec.element_to_be_clickable((By.XPATH, xp))).click()
@@ -279,9 +297,60 @@ def _menu(driver, wait, top: str, item: str) -> None:
     wait.until(ec.element_to_be_clickable((By.XPATH, xp))).click()
 
 
+def _prompts(driver) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".jp-Cell .jp-InputPrompt")]
+
+
+def _run_all_until(driver, wait, locator, tmp_path: Path, tries: int = 4, patience: float = 90) -> None:
+    """Run All Cells until ``locator`` appears.
+
+    In one full-suite run the first "Run All Cells" executed nothing for 300 s (no cell prompt ever left
+    ``[ ]``), although the same test passes alone in 20 s: the click can land before the notebook's kernel
+    session is connected. So: if after ``patience`` seconds no cell has started, run all again. If it still
+    does not draw, raise :class:`TimeoutError` with what the page shows (cell prompts, error outputs) and a
+    screenshot.
+    """
+    for _ in range(tries):
+        _menu(driver, wait, "Run", "Run All Cells")
+        start, started = time.monotonic(), False
+        while time.monotonic() - start < (300 if started else patience):
+            if driver.find_elements(*locator):
+                return
+            _accept_dialogs(driver)
+            if not started and any(p.strip() not in ("", "[ ]:") for p in _prompts(driver)):
+                start, started = time.monotonic(), True  # the kernel runs: give the notebook its time
+            time.sleep(1)
+        if started:
+            break  # it ran and did not draw: running again would not help
+    errors = [e.text[-500:] for e in driver.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")]
+    shot = tmp_path / f"explorer-timeout-{time.monotonic_ns()}.png"
+    driver.save_screenshot(str(shot))
+    raise TimeoutError(
+        f"the explorer never drew: prompts {_prompts(driver)}, outputs {errors}; screenshot {shot}"
+    )
+
+
+def _open_and_run(driver, wait, url: str, token: str, locator, tmp_path: Path) -> None:
+    """Open the notebook and run it until ``locator`` appears; once more from a fresh page load if not.
+
+    The second page load is for the front end, not the code: a notebook that errors fails both times, and the
+    first attempt's diagnosis is reported as a warning either way.
+    """
+    for attempt in (1, 2):
+        driver.get(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
+        try:
+            _run_all_until(driver, wait, locator, tmp_path)
+            return
+        except TimeoutError as e:
+            if attempt == 2:
+                pytest.fail(str(e))
+            warnings.warn(f"first attempt: {e}", stacklevel=1)
+
+
 @pytest.mark.browser
 @pytest.mark.slow
-def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser):
+def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(repo, lab, browser, tmp_path):
 
     url, token = lab
     shots = os.environ.get("SIASAMREA_SCREENSHOTS")  # a directory: also keep screenshots (docs/img)
@@ -291,12 +360,8 @@ def test_explorer_runs_in_jupyterlab_recomputes_on_a_control_and_saves_clean(rep
     # 300 s: the whole test took 21 s in a full-suite run, but twice its first draw did not come within 150 s
     # while a `make repro` shared the 2 cores; the wait returns as soon as the element is there.
     wait = WebDriverWait(browser, 300, ignored_exceptions=[StaleElementReferenceException])
-    browser.get(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")))
-    _menu(browser, wait, "Run", "Run All Cells")
-
     q_value = (By.CSS_SELECTOR, ".widget-html .q-value")
-    wait.until(ec.presence_of_element_located(q_value))
+    _open_and_run(browser, wait, url, token, q_value, tmp_path)
     imgs = (By.CSS_SELECTOR, ".widget-output img")
     wait.until(lambda d: len(d.find_elements(*imgs)) == 2)
     v = analysis["videos"][0]
