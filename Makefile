@@ -14,6 +14,8 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= default
+# pytest-xdist workers for `make test` (tests/conftest.py: the smoke pipeline is scheduled first)
+TEST_WORKERS ?= 2
 BIN := $(VENV)/bin
 # One stamp per TORCH_SPEC: `make repro TORCH_SPEC=...` after `make test` installs the requested torch
 # instead of silently keeping the previous one.
@@ -34,7 +36,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(RUN) $(BIN)/python -m pytest -q
+	$(RUN) $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 repro: $(STAMP)
 	$(RUN) $(BIN)/python -m siasamrea.pipeline.progress $(BIN)/dvc repro

@@ -21,6 +21,19 @@ SHARED = REPO.parent / "shared"
 REAL_ANNOTATIONS = SHARED / "data" / "real-annotations"
 
 
+# `make test` runs the suite in two pytest-xdist workers, one file at a time per worker (`-n 2 --dist
+# loadfile --no-loadscope-reorder`), handing files out in collection order. The smoke pipeline
+# (tests/test_pipeline.py, about 10 of the suite's 21 single-process minutes) must start first, or it would
+# start last and run alone; the browser test (2 min) goes to the other worker first, and a light file follows
+# the pipeline so the rest balances.
+SCHEDULE_FIRST = ("test_pipeline.py", "test_explorer.py", "test_architecture.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SCHEDULE_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keeps its order
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -56,12 +56,11 @@ def test_sweep_points_change_only_the_data_or_the_training_set_size():
     params = load_profile("default", REPO)
     points = stages.sweep_points(params)
     assert {p["evidence_scale"] for p in points.values() if "evidence_scale" in p} == {0.5, 4.0}
-    points["train-250"] = {"train_limit": 250}  # the axis the default has no room for (profiles/full.yaml)
+    assert {p["train_limit"] for p in points.values() if "train_limit" in p} == {250, 500}
     # the sweep's SiaSamRea is the stop-gradient one, the ablation of the same name at the reference point
     reference = stages.stage_config(
         params, "ablations", dataset="msvd-qa", variant="stop_gradient", seed=1, validate=False
     )
-    params["sweep"]["train_limits"] = {"train-250": 250}
     for point, p in points.items():
         cfg = stages.sweep_config(params, point, "stop_gradient", 1, validate=False)
         assert cfg.run.out_dir == f"runs/sweep/{point}-stop_gradient/s1"
