@@ -58,7 +58,7 @@ def _datasets(*dfs: pd.DataFrame) -> list[str]:
     return sorted({d for df in dfs if not df.empty for d in df["dataset"]})
 
 
-def _wrap_label(text: str, width: int = 14) -> str:
+def _wrap_label(text: str, width: int = 12) -> str:
     return textwrap.fill(text, width)
 
 
