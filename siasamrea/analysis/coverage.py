@@ -39,6 +39,15 @@ def _score(rows: list[dict], mask: np.ndarray, metric: str) -> float:
     return float(np.mean([r["pred"] == r["target"] for r in picked]))
 
 
+def anchor_shows(rows: list[dict], evidence: dict) -> np.ndarray:
+    """``bool [len(rows)]``: does each prediction row's ``anchor`` clip contain its video's core evidence
+    (a video without an evidence record: no)."""
+    shown = [
+        (ev := lookup(evidence, r["video_id"])) is not None and clip_contains(r["anchor"], ev) for r in rows
+    ]
+    return np.array(shown, dtype=bool)
+
+
 def by_coverage(run_dir: str | Path, split: str = "test", which: str = "last") -> dict[str, Coverage]:
     """``{task: Coverage}`` for every task with predictions on ``split``
     (``predictions/<task>_<split>_<which>.json``). A question whose video has no evidence record counts as not
@@ -53,11 +62,7 @@ def by_coverage(run_dir: str | Path, split: str = "test", which: str = "last") -
         if not rows:
             continue
         metric = "mse" if data.get("metric") == "mse" else "acc"
-        shown = [
-            (ev := lookup(evidence, r["video_id"])) is not None and clip_contains(r["anchor"], ev)
-            for r in rows
-        ]
-        covered = np.array(shown, dtype=bool)
+        covered = anchor_shows(rows, evidence)
         on, off = _score(rows, covered, metric), _score(rows, ~covered, metric)
         out[task] = Coverage(len(rows), float(covered.mean()), metric, on, off)
     return out

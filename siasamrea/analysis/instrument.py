@@ -30,12 +30,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from siasamrea.analysis.coverage import anchor_shows
 from siasamrea.analysis.floors import answer_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.analysis.tables import data_source
 from siasamrea.training.build import load_tasks
-from siasamrea.training.evidence import clip_contains, load_evidence, lookup, run_config
+from siasamrea.training.evidence import load_evidence, run_config
 
 BASELINE = "baseline"
 EVERY_CLIP = "all_clips"  # the ablation whose every clip is supervised by L_gt (no reasoning)
@@ -71,14 +72,11 @@ def seed_view(run_dir: str | Path, seed: int, task: str, split: str) -> SeedView
     rows = json.loads((Path(run_dir) / "predictions" / f"{task}_{split}_last.json").read_text())["rows"]
     if [r["qid"] for r in rows] != entry["qid"]:
         raise ValueError(f"{run_dir}: instrument.json and predictions/{task}_{split}_last.json disagree")
-    covered = []
-    for r in rows:
-        ev = lookup(evidence, r["video_id"])
-        covered.append(ev is not None and clip_contains(r["anchor"], ev))
+    covered = anchor_shows(rows, evidence)
     tasks = {t.name: t for t in load_tasks(cfg)}
     t = tasks[task]
     prior = answer_prior(t.train, t.eval[split], inst["kind"][task])
-    return SeedView(seed, correct, np.asarray(covered), prior)
+    return SeedView(seed, correct, covered, prior)
 
 
 def baseline_runs(params: dict, dataset: str, results: Results) -> dict[int, str]:

@@ -516,6 +516,12 @@ def _table5_floors(results: Results, dataset: str) -> list[str]:
     ]
 
 
+def _score_text(values: list[float], metric: str) -> str:
+    """Mean of the seeds' scores: an MSE as is, an accuracy in %."""
+    x = float(np.nanmean(values))
+    return f"{x:.2f}" if metric == "mse" else f"{100 * x:.1f}%"
+
+
 def _table5_coverage(results: Results, dataset: str) -> list[str]:
     """Per task: the share of test questions whose anchor clip shows the evidence, and each variant's score
     there and elsewhere (mean over its seeds; siasamrea.analysis.coverage)."""
@@ -529,19 +535,14 @@ def _table5_coverage(results: Results, dataset: str) -> list[str]:
             per_variant.setdefault(variant, []).append(coverage.by_coverage(run_dir))
     out = []
     for task in TABLE5_TASKS:
-        found = {v: [r[task] for r in rs if task in r] for v, rs in sorted(per_variant.items())}
-        found = {v: cs for v, cs in found.items() if cs}
+        found = {v: cs for v, rs in sorted(per_variant.items()) if (cs := [r[task] for r in rs if task in r])}
         if not found:
             continue
         every = [c for cs in found.values() for c in cs]
-        mse = every[0].metric == "mse"
-
-        def fmt(values, mse=mse) -> str:
-            x = float(np.nanmean(values))
-            return f"{x:.2f}" if mse else f"{100 * x:.1f}%"
-
+        metric = every[0].metric
         parts = [
-            f"{v} {fmt([c.on_covered for c in cs])} there, {fmt([c.on_missed for c in cs])} elsewhere"
+            f"{v} {_score_text([c.on_covered for c in cs], metric)} there, "
+            f"{_score_text([c.on_missed for c in cs], metric)} elsewhere"
             for v, cs in found.items()
         ]
         share = 100 * np.mean([c.covered for c in every])
