@@ -3,9 +3,9 @@
 One module-scoped fixture copies the repository (``siasamrea.pipeline.profiles.sandbox``: the files git tracks
 or would track, without the committed results), selects the smoke profile and runs ``dvc repro`` once; the
 tests then check what it produced (the figures, a short ``dvc metrics show``, an offline ``dvc plots show``
-covering every run), that a second ``dvc repro`` runs nothing, that changing one ablation variant re-runs
-exactly that variant's stage and the stages that read it, and that changing it back restores the earlier
-results from DVC's run cache without training.
+covering every run), that a second ``dvc repro`` runs nothing, that changing one ablation variant puts exactly
+that variant's stage out of date and, once it has run, the stages that read it, and that changing it back
+restores the earlier results from DVC's run cache without training, after which nothing is out of date.
 """
 
 from __future__ import annotations
@@ -139,6 +139,11 @@ def test_second_repro_runs_nothing(smoke_repo):
     assert _stages_run(proc.stdout) == set(), proc.stdout[-2000:]
 
 
+def _out_of_date(repo: Path) -> set[str]:
+    """The stages ``dvc status`` finds out of date (what the next ``dvc repro`` would run)."""
+    return set(json.loads(_run([str(BIN / "dvc"), "status", "--json"], repo).stdout or "{}"))
+
+
 def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     repo, _ = smoke_repo
     profile = repo / "profiles" / "smoke.yaml"
@@ -147,18 +152,21 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     assert text.count(old) == 1, "the smoke profile's no_w1 ablation is where the test expects it"
     profile.write_text(text.replace(old, old.replace("learn_w1: false", "learn_w1: false, omega: 0.4")))
     _run([sys.executable, "-m", "siasamrea.pipeline.profiles", "use", "smoke"], repo)
-    proc = _run([str(BIN / "dvc"), "repro"], repo)
-    rerun = {"ablations@msvd-qa-no_w1", "curves", "tables", "mechanism", "instrument", "explorer"}
-    assert _stages_run(proc.stdout) == rerun
+    stage = "ablations@msvd-qa-no_w1"
+    assert _out_of_date(repo) == {stage}
+    proc = _run([str(BIN / "dvc"), "repro", stage], repo)
+    assert _stages_run(proc.stdout) == {stage}
     run = repo / "runs" / "ablations" / "msvd-qa-no_w1" / "s0"
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["method"]["omega"] == 0.4 and cfg["method"]["learn_w1"] is False
+    # the stages that read the ablation's runs are now out of date, and no other
+    assert _out_of_date(repo) == {"curves", "tables", "mechanism", "instrument", "explorer"}
 
-    # back to the committed setting: the training run and the curves come from DVC's run cache, nothing trains
-    # again; the figure stages run (DVC's run cache skips stages with uncached outputs: the committed figures)
+    # back to the committed setting: the training run comes from DVC's run cache, nothing trains again, and
+    # its outputs are the earlier ones bit for bit, so every stage that reads them is up to date again
     profile.write_text(text)
     _run([sys.executable, "-m", "siasamrea.pipeline.profiles", "use", "smoke"], repo)
-    proc = _run([str(BIN / "dvc"), "repro"], repo)
-    assert _stages_run(proc.stdout) == {"tables", "mechanism", "instrument", "explorer"}, proc.stdout[-2000:]
-    assert "ablations@msvd-qa-no_w1' is cached" in proc.stdout and "'curves' is cached" in proc.stdout
+    proc = _run([str(BIN / "dvc"), "repro", stage], repo)
+    assert _stages_run(proc.stdout) == set() and f"'{stage}' is cached" in proc.stdout, proc.stdout[-2000:]
     assert yaml.safe_load((run / "config.yaml").read_text())["method"]["omega"] == 0.5
+    assert _out_of_date(repo) == set()

@@ -1,9 +1,12 @@
-"""Running a DVC training stage: every seed of one variant, in this process, under torchrun, or as parallel
-processes, then its headline metrics for DVC (:mod:`siasamrea.pipeline.headline`).
+"""Running a DVC training stage: every seed of one variant, each in its own process (under torchrun when
+``launch.nproc_per_node`` > 1), several at once, then its headline metrics for DVC
+(:mod:`siasamrea.pipeline.headline`).
 
 A training stage is one variant of one section (and dataset) with every seed of its section: the seeds run
 as ``launch.parallel_runs`` processes at once (:func:`run_group`), which on a CPU keeps every core busy with
 small models that one process cannot parallelise, and starts one notebook kernel per variant, not per seed.
+Every run is a child process, so this module (and the stage's notebook kernel) never imports torch or
+transformers: that import costs ~8 s per stage, once more than the runs need.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from siasamrea.method.config import Config, dump_config
-from siasamrea.method.model import TINY_VISION
 from siasamrea.pipeline.headline import export_metrics
 from siasamrea.pipeline.stages import (
     GROUNDING_DIR,
@@ -26,69 +28,72 @@ from siasamrea.pipeline.stages import (
     stage_configs,
 )
 from siasamrea.pipeline.workspace import dataset_section
-from siasamrea.training.cli import train
-from siasamrea.training.grounding import ground
 
 
-def run_grounding(params: dict) -> list[dict]:
+def run_grounding(params: dict) -> None:
     """Train the ResNet on the stills' caption attributes into :data:`GROUNDING_DIR`
-    (:mod:`siasamrea.training.grounding`)."""
+    (:mod:`siasamrea.training.grounding`, in a child process)."""
     g, init = params["init"]["grounding"], params["init"]
     stills = dataset_section(params, init["dataset"])
     model = params.get("model", {})
-    return ground(
-        stills["root"], stills["cache"], GROUNDING_DIR, vision={**TINY_VISION, **(model.get("vision") or {})},
-        stem=model.get("stem", "imagenet"), epochs=g["epochs"], lr=g["lr"], seed=init.get("seed", 0),
-    )  # fmt: skip
+    cmd = [sys.executable, "-m", "siasamrea.training.grounding", "--stills", stills["root"],
+           "--cache", stills["cache"], "--out", GROUNDING_DIR, "--seed", str(init.get("seed", 0)),
+           "--vision", json.dumps(model.get("vision") or {}), "--stem", model.get("stem", "imagenet"),
+           "--epochs", str(g["epochs"]), "--lr", str(g["lr"])]  # fmt: skip
+    subprocess.run(cmd, check=True, env={**os.environ})
 
 
-def run_training(cfg: Config, *, nproc: int = 1, fresh: bool = True) -> dict:
-    """Train one configuration: in this process, or under ``torchrun`` with ``nproc`` processes.
-
-    ``fresh``: start from scratch (a DVC stage re-runs because something it depends on changed, so stale
-    checkpoints in the run directory must not be resumed). Returns the run's metrics.json.
-    """
-    out = Path(cfg.run.out_dir)
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if nproc <= 1:
-        train(cfg)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "launch.yaml")
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-               "-m", "siasamrea.training", "--config", str(out / "launch.yaml")]  # fmt: skip
-        subprocess.run(cmd, check=True, env={**os.environ})
-    return json.loads((out / "metrics.json").read_text())
-
-
-def _run_subprocess(cfg: Config) -> dict:
-    """One run in its own process (``python -m siasamrea.training --config``), from scratch."""
+def _fresh_run_dir(cfg: Config) -> Path:
+    """Empty ``run.out_dir`` with the run's ``launch.yaml`` in it. From scratch: a DVC stage re-runs because
+    something it depends on changed, so stale checkpoints in the run directory must not be resumed."""
     out = Path(cfg.run.out_dir)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     dump_config(cfg, out / "launch.yaml")
-    cmd = [sys.executable, "-m", "siasamrea.training", "--config", str(out / "launch.yaml")]
+    return out / "launch.yaml"
+
+
+def run_training(cfg: Config, *, nproc: int = 1) -> dict:
+    """Train one configuration from scratch in a child process: ``python -m siasamrea.training --config``, or
+    ``torchrun`` with ``nproc`` processes. Returns the run's metrics.json."""
+    return run_in_one_process([cfg], nproc=nproc)[0]
+
+
+def run_in_one_process(configs: list[Config], *, nproc: int = 1) -> list[dict]:
+    """Train several configurations from scratch, one after the other in one child process (torch's and
+    transformers' import, ~9 s, paid once: :mod:`siasamrea.training.cli`), or in ``nproc`` processes under
+    ``torchrun``. Returns their metrics.json in order."""
+    paths = [str(_fresh_run_dir(c)) for c in configs]
+    runner = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else []
+    cmd = [sys.executable, *runner, "-m", "siasamrea.training", "--config", *paths]
     subprocess.run(cmd, check=True, env={**os.environ})
-    return json.loads((out / "metrics.json").read_text())
+    return [json.loads((Path(c.run.out_dir) / "metrics.json").read_text()) for c in configs]
 
 
 def run_group(configs: list[Config], params: dict) -> list[dict]:
     """Train every configuration of a stage (its seeds) from scratch; returns their metrics in order.
 
-    ``launch.parallel_runs`` > 1 (and one process per run): that many runs at once, each in its own process
-    with ``run.threads // parallel_runs`` threads (at least 1); a lone run keeps every thread. Otherwise one
-    after the other, each as :func:`run_training` launches it (torchrun when ``nproc_per_node`` > 1).
+    ``launch.parallel_runs`` > 1 (and one process per run): that many processes at once, each with
+    ``run.threads // parallel_runs`` threads (at least 1) and every ``parallel_runs``-th seed, run in turn;
+    a lone run keeps every thread. Otherwise one after the other, each under ``torchrun`` when
+    ``nproc_per_node`` > 1.
     """
     launch = params["launch"]
     parallel = min(int(launch.get("parallel_runs", 1)), len(configs))
-    if parallel <= 1 or launch["nproc_per_node"] > 1:
+    if launch["nproc_per_node"] > 1:
         return [run_training(c, nproc=launch["nproc_per_node"]) for c in configs]
+    if parallel <= 1:
+        return run_in_one_process(configs)
     threads = max(1, (configs[0].run.threads or os.cpu_count() or 1) // parallel)
     configs = [c.model_copy(update={"run": c.run.model_copy(update={"threads": threads})}) for c in configs]
+    shares = [configs[i::parallel] for i in range(parallel)]  # seeds 0, 2, 4 and 1, 3, 5: equal lengths
     with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
-        return list(pool.map(_run_subprocess, configs))
+        done = list(pool.map(run_in_one_process, shares))
+    by_dir = {}
+    for share, metrics in zip(shares, done, strict=True):
+        by_dir.update(zip([c.run.out_dir for c in share], metrics, strict=True))
+    return [by_dir[c.run.out_dir] for c in configs]
 
 
 def run_stage_group(params: dict, stage: str, dataset: str | None = None, variant: str | None = None) -> dict:

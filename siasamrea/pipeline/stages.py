@@ -152,14 +152,16 @@ def sweep_data_dir(point: str) -> str:
 
 
 def sweep_config(params: dict, point: str, variant: str, seed: int, validate: bool = True) -> Config:
-    """One run of the regime sweep: ``sweep.dataset`` fine-tuned as the ``finetune`` section does, with the
-    point's data (evidence points) or training-set size (train-limit points)."""
+    """One run of the regime sweep: ``sweep.dataset`` fine-tuned as the ``finetune`` section does (with
+    ``sweep.config`` on top), with the point's data (evidence points) or training-set size (train-limit
+    points)."""
     points = sweep_points(params)
     if point not in points:
         raise KeyError(f"params: sweep has no point {point!r} (known: {sorted(points)})")
     ds, stage = params[SWEEP]["dataset"], params["finetune"]
     cfg = _base_config(params, ds, finetune_dir(SWEEP, point, variant, seed), seed, stage)
     cfg = deep_merge(cfg, stage.get("datasets", {}).get(ds, {}).get("config"))
+    cfg = deep_merge(cfg, params[SWEEP].get("config"))  # the sweep's own overrides (e.g. when to evaluate)
     cfg = deep_merge(cfg, _variant(params, SWEEP, variant))
     p = points[point]
     if "evidence_scale" in p:

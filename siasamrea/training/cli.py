@@ -1,8 +1,10 @@
-"""Train and evaluate: ``python -m siasamrea.training --config FILE [--set key=value ...]``.
+"""Train and evaluate: ``python -m siasamrea.training --config FILE [FILE ...] [--set key=value ...]``.
 
 The same entry point runs one CPU process or, under ``torchrun --nproc_per_node N -m siasamrea.training ...``,
 one process per GPU (or CPU process with gloo) with DDP. Re-running a command whose ``run.out_dir`` holds
-checkpoints resumes from the newest intact one.
+checkpoints resumes from the newest intact one. Several config files run one after the other in this process
+(each as it would alone: every run seeds its own RNGs), which pays torch's and transformers' import once: the
+pipeline gives each of its parallel processes a share of a stage's seeds this way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p = argparse.ArgumentParser(prog="python -m siasamrea.training", description=__doc__, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--config", help="YAML config file (defaults are used for what it leaves out)")
+    p.add_argument("--config", nargs="+", default=[None], metavar="FILE",
+                   help="YAML config file(s) (defaults are used for what they leave out); several run in "
+                   "turn, each with the --set overrides, and none runs if one is invalid")  # fmt: skip
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set method.num_clips=5 (YAML value)")  # fmt: skip
     return p.parse_args(argv)
@@ -47,19 +51,21 @@ def train(config, overrides=None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
-        check_reader_options(cfg)
+        cfgs = [load_config(path, args.overrides) for path in args.config]
+        for cfg in cfgs:
+            check_reader_options(cfg)
     except (ConfigError, FileNotFoundError) as e:
         print(f"config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
 
-    try:
-        result = train(cfg)
-    except DivergedError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
-    if result:
-        print(json.dumps({k: result[k] for k in ("best", "last")}, indent=1))
+    for cfg in cfgs:
+        try:
+            result = train(cfg)
+        except DivergedError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if result:
+            print(json.dumps({k: result[k] for k in ("best", "last")}, indent=1))
     return 0
 
 

@@ -174,10 +174,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--vision",
+        type=json.loads,
+        default={},
+        help="ResNet settings (JSON) over TINY_VISION, e.g. '{\"hidden_sizes\": [16, 32, 64]}'",
+    )
+    p.add_argument("--stem", default="imagenet", choices=("imagenet", "small"), help="the ResNet's stem")
+    p.add_argument(
+        "--out",
+        help="save the grounded ResNet here, where model.init_from reads it (as the "
+        "init stage does); without it, only the held-out accuracy per epoch is printed",
+    )
     args = p.parse_args(argv)
-    train = load_stills(args.stills, args.cache, "Train")
-    test = load_stills(args.stills, args.cache, "Test")
-    history, _ = run_probe(train, test, args.epochs, args.lr, seed=args.seed)
+    vision = {**TINY_VISION, **args.vision}
+    if args.out:
+        history = ground(args.stills, args.cache, args.out, vision=vision, stem=args.stem, epochs=args.epochs,
+                         lr=args.lr, seed=args.seed)  # fmt: skip
+    else:
+        train = load_stills(args.stills, args.cache, "Train")
+        test = load_stills(args.stills, args.cache, "Test")
+        history, _ = run_probe(train, test, args.epochs, args.lr, seed=args.seed, vision=vision,
+                               stem=args.stem)  # fmt: skip
     for epoch, accs in enumerate(history, 1):
         print(json.dumps({"epoch": epoch, **{a: round(v, 4) for a, v in accs.items()}}), flush=True)
 
