@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from dvc.dependency.param import ParamsDependency
+from dvc.repo import Repo
 from dvc.utils.hydra import apply_overrides
 from dvc_render import VegaRenderer, render_html
 
 from siasamrea.analysis import curves
-from siasamrea.pipeline import headline, profiles, progress
+from siasamrea.pipeline import headline, profiles, progress, stages
 from siasamrea.training.trainer import Trainer
 
 
@@ -149,6 +152,40 @@ def test_committed_lock_holds_only_the_pipelines_stages():
     live = set(proc.stdout.split())
     locked = set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"])
     assert live and locked <= live, f"dvc.lock has stages dvc.yaml no longer has: {sorted(locked - live)}"
+
+
+def _only(params: dict, keys: list[str]) -> dict:
+    """``params`` reduced to the dotted ``keys`` (and what they contain)."""
+    out: dict = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        src, dst = params, out
+        for part in parents:
+            src, dst = src[part], dst.setdefault(part, {})
+        dst[last] = src[last]
+    return out
+
+
+@pytest.mark.parametrize("drop", [None, "active.sweep.config"])
+def test_each_training_stage_is_configured_by_the_params_it_lists(drop):
+    # what a training stage's runs are configured from must be among its dvc.yaml params, or editing it
+    # would not re-run the stage: rebuild every stage's configs from its listed keys alone
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    differs = []
+    for stage in Repo(str(REPO)).index.stages:
+        if "notebooks/train.ipynb" not in stage.cmd:
+            continue
+        keys = [k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params if k != drop]
+        args = yaml.safe_load(re.search(r'-y "(\{.*\})"', stage.cmd).group(1))
+        who = {"dataset": args.get("dataset"), "variant": args.get("variant"), "validate": False}
+        want = stages.stage_configs(params["active"], args["stage"], **who)
+        got = stages.stage_configs(_only(params, keys)["active"], args["stage"], **who)
+        if [c.to_dict() for c in got] != [c.to_dict() for c in want]:
+            differs.append(stage.addressing)
+    if drop is None:
+        assert differs == []
+    else:  # the check sees a missing key: the sweep's runs evaluate once, as sweep.config says
+        assert differs and all(name.startswith("sweep_") for name in differs), differs
 
 
 def _write_epochs(path: Path, rows: list[dict]) -> None:
