@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import torch
+import yaml
 from conftest import synthetic_overrides
 from safetensors.torch import load_file
 
-from siasamrea.method.config import load_config
+from siasamrea.method.config import dump_config, load_config
 from siasamrea.pipeline import launch
 
 
@@ -55,3 +56,14 @@ def test_the_stage_kernel_does_not_import_torch():
     code = f"import sys, siasamrea.pipeline.launch; print(sorted({heavy} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_several_configs_are_all_checked_before_any_runs(synthetic_root, tmp_path):
+    good = _config(synthetic_root, tmp_path / "good", "baseline", 0)
+    dump_config(good, tmp_path / "good.yaml")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**good.to_dict(), "method": {"num_clips": "many"}}))
+    paths = [str(tmp_path / "good.yaml"), str(tmp_path / "bad.yaml")]
+    cmd = [sys.executable, "-m", "siasamrea.training", "--config", *paths]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "config error: method.num_clips" in proc.stderr, proc.stderr
+    assert not (tmp_path / "good").exists()  # the valid first config did not start either
