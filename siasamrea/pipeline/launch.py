@@ -1,6 +1,6 @@
-"""Running a DVC training stage: every seed of one variant, each in its own process (under torchrun when
-``launch.nproc_per_node`` > 1), several at once, then its headline metrics for DVC
-(:mod:`siasamrea.pipeline.headline`).
+"""Running a DVC training stage: every seed of one variant in child processes (``launch.parallel_runs`` at
+once, each running its share of the seeds in turn; one run per ``torchrun`` when ``nproc_per_node`` > 1),
+then its headline metrics for DVC (:mod:`siasamrea.pipeline.headline`).
 
 A training stage is one variant of one section (and dataset) with every seed of its section: the seeds run
 as ``launch.parallel_runs`` processes at once (:func:`run_group`), which on a CPU keeps every core busy with
@@ -74,10 +74,9 @@ def run_in_one_process(configs: list[Config], *, nproc: int = 1) -> list[dict]:
 def run_group(configs: list[Config], params: dict) -> list[dict]:
     """Train every configuration of a stage (its seeds) from scratch; returns their metrics in order.
 
-    ``launch.parallel_runs`` > 1 (and one process per run): that many processes at once, each with
-    ``run.threads // parallel_runs`` threads (at least 1) and every ``parallel_runs``-th seed, run in turn;
-    a lone run keeps every thread. Otherwise one after the other, each under ``torchrun`` when
-    ``nproc_per_node`` > 1.
+    ``launch.parallel_runs`` > 1 (and ``nproc_per_node`` 1): that many processes at once, each with
+    ``run.threads // parallel_runs`` threads (at least 1) and every ``parallel_runs``-th seed, run in turn.
+    ``parallel_runs`` 1: every seed in turn in one process. ``nproc_per_node`` > 1: one ``torchrun`` per seed.
     """
     launch = params["launch"]
     parallel = min(int(launch.get("parallel_runs", 1)), len(configs))
