@@ -131,6 +131,7 @@ def kill_and_resume(root: Path, work: Path, nproc: int, kills: int, seed: int = 
         logged = _last_step(out)
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)  # fmt: skip
+        killed: list[int] = []
         try:
             if target == 0:  # during start-up: before the first step, or while the first one runs
                 time.sleep(rng.uniform(0.5, 6.0))
@@ -144,7 +145,10 @@ def kill_and_resume(root: Path, work: Path, nproc: int, kills: int, seed: int = 
             finished = proc.poll() is not None
             killed = [] if finished else kill_tree(proc.pid)
         finally:
-            if proc.poll() is None:
+            # Only when the kill above was not reached (an exception). Right after SIGKILL, poll() can
+            # still say "running" (not reaped yet); a second kill_tree then found torchrun alone, its
+            # workers already gone, and overwrote the record of the kill (a flaky "processes_killed >= 3").
+            if not killed and proc.poll() is None:
                 killed = kill_tree(proc.pid)
             stderr = proc.communicate()[1].decode(errors="replace")
         deadline = time.monotonic() + 30
