@@ -12,7 +12,7 @@ import csv
 import json
 import math
 from collections import Counter, defaultdict
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -266,6 +266,27 @@ def test_scaled_multiplies_every_count_and_nothing_else():
     assert scaled(base, 2).how2qa_val == 2 * base.how2qa_val
     assert all(getattr(scaled(base, 1e-4), k) == 1 for k in COUNT_FIELDS)  # never below one video
     assert base.tgif_train == 400  # the original is untouched
+
+
+def test_per_task_training_size_adds_videos_to_one_task_and_keeps_the_others(tmp_path):
+    base = SynthConfig(seed=5, tgif_train=3, tgif_test=2)
+    more = replace(base, tgif_train_tasks={"action": 7})
+    count = Counter((j.dataset, j.task, j.split) for j in _jobs(more, tmp_path))
+    assert count[("tgif-qa", "action", "train")] == 7
+    assert all(count[("tgif-qa", t, "train")] == 3 for t in ("transition", "count", "frameqa"))
+    assert all(count[("tgif-qa", t, "test")] == 2 for t in ("action", "transition", "count", "frameqa"))
+    # the first 3 action videos are those of the base config: more videos only add to the set
+    jobs = {j.key: j for j in _jobs(more, tmp_path)}
+    for job in _jobs(base, tmp_path):
+        a, b = _spec(base, job)[0], _spec(more, jobs[job.key])[0]
+        assert a.questions == b.questions and a.core == b.core and a.num_frames == b.num_frames
+    assert scaled(more, 2).tgif_train_tasks == {"action": 14} and scaled(more, 2).tgif_train == 6
+
+
+@pytest.mark.parametrize("tasks", [{"dance": 5}, {"action": 0}, {"action": 2.5}])
+def test_per_task_training_size_rejects_unknown_tasks_and_bad_counts(tasks):
+    with pytest.raises(ValueError, match="tgif_train_tasks"):
+        SynthConfig(tgif_train_tasks=tasks)
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,10 @@ class SynthConfig:
     fps: int = 10
     tgif_train: int = 400  # per task, before the 40-frame filter
     tgif_test: int = 100  # per task
+    # Training videos of the tasks that need a different number, e.g. {"action": 2000}: a task whose candidate
+    # words are learned only from its own videos needs more of them (README). Video i is the same whatever the
+    # count (each video's random stream is seeded by its index), so more videos only add to a set.
+    tgif_train_tasks: dict[str, int] = field(default_factory=dict)
     msvd_train: int = 300  # MSVD-like videos carry 2-3 questions each
     msvd_val: int = 60
     msvd_test: int = 120
@@ -131,9 +135,21 @@ class SynthConfig:
                     + (" (how2qa_train and how2qa_val may both be 0: no How2QA-like set)"
                        if name in OPTIONAL_FIELDS else "")
                 )  # fmt: skip
+        for task, n in self.tgif_train_tasks.items():
+            if task not in TGIF_TASKS:
+                raise ValueError(f"tgif_train_tasks: unknown task {task!r}; tasks: {sorted(TGIF_TASKS)}")
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"tgif_train_tasks.{task} must be an integer >= 1, got {n!r}")
         self.domains = {k: v if isinstance(v, Domain) else Domain(**v) for k, v in self.domains.items()}
         if not (np.isfinite(self.evidence_scale) and self.evidence_scale > 0):
             raise ValueError(f"evidence_scale must be a finite number > 0, got {self.evidence_scale}")
+
+    def count(self, dataset: str, task: str, split: str) -> int:
+        """Videos of one task and split of a TGIF-QA-format set (``dataset``: "tgif-qa" or "stills")."""
+        prefix = "tgif" if dataset == "tgif-qa" else dataset
+        if dataset == "tgif-qa" and split == "train" and task in self.tgif_train_tasks:
+            return self.tgif_train_tasks[task]
+        return getattr(self, f"{prefix}_{split}")
 
     @property
     def skipped_datasets(self) -> tuple[str, ...]:
@@ -218,14 +234,11 @@ def how2qa_youtube_id(split: str, index: int) -> str:
 
 def _jobs(cfg: SynthConfig, root: Path) -> list[_Job]:
     jobs = []
-    for ds, tasks, fmt, prefix in (
-        ("tgif-qa", TGIF_TASKS, cfg.tgif_format, "tgif"),
-        ("stills", STILLS_TASKS, "mp4", "stills"),
-    ):
+    for ds, tasks, fmt in (("tgif-qa", TGIF_TASKS, cfg.tgif_format), ("stills", STILLS_TASKS, "mp4")):
         folder = "gifs" if fmt == "gif" else "mp4"
         for task in tasks:
             for split in ("train", "test"):
-                for i in range(getattr(cfg, f"{prefix}_{split}")):
+                for i in range(cfg.count(ds, task, split)):
                     name = tgif_name(ds, task, split, i)
                     jobs.append(_Job(ds, task, split, i, str(root / ds / folder / f"{name}.{fmt}"), fmt))
     k = 0
@@ -396,5 +409,7 @@ def _progress(it, total: int, enabled: bool):
 def scaled(cfg: SynthConfig, factor: float) -> SynthConfig:
     """The same benchmark with every count times ``factor`` (at least 1; a set not generated stays so)."""
     return replace(
-        cfg, **{k: max(1, round(v * factor)) if (v := getattr(cfg, k)) else 0 for k in COUNT_FIELDS}
+        cfg,
+        **{k: max(1, round(v * factor)) if (v := getattr(cfg, k)) else 0 for k in COUNT_FIELDS},
+        tgif_train_tasks={t: max(1, round(v * factor)) for t, v in cfg.tgif_train_tasks.items()},
     )
