@@ -133,6 +133,17 @@ def test_headline_metrics_are_the_last_epoch_on_the_headline_split_in_percent():
     assert headline.group_headline([{"skipped": "init is disabled"}]) == {}
 
 
+def test_a_mean_of_seeds_rounds_once_not_per_seed():
+    """Seeds at MSE 1.0051, 1.0051, 1.0020: rounded per seed (1.01, 1.01, 1.0) their mean would be 1.01;
+    the mean of the values themselves is 1.00407 -> 1.0, what the tables print (they once said 2.08/2.09)."""
+    runs = [
+        {"best": {"count": {"test": {"mse": v, "epoch": 6}}}, "last": {"count": {"test": {"mse": v}}}}
+        for v in (1.0051, 1.0051, 1.0020)
+    ]
+    assert [headline.headline_metrics(r)["mse"] for r in runs] == [1.01, 1.01, 1.0]
+    assert headline.group_headline(runs)["mse"] == round((1.0051 * 2 + 1.0020) / 3, 2) == 1.0
+
+
 def test_committed_metrics_are_short():
     for f in (REPO / "metrics").rglob("*.json"):
         if f.name in ("data.json", "curves.json"):

@@ -105,12 +105,13 @@ def prepare(params: dict, *, progress: bool = False) -> dict:
 def prepare_sweep(params: dict, root: str | Path, evidence_scale: float) -> dict:
     """The data of one evidence point of the regime sweep (``sweep.evidence``): ``sweep.dataset`` alone,
     generated with ``evidence_scale`` and ``sweep.synth``'s sizes under ``root``, and its frame cache. The
-    other sets get one video each (the generator needs them); the default tokenizer is used (the vocabulary
-    is the domains', the same at every scale)."""
+    other sets get one video each (the generator needs them; ``tgif_train_tasks`` is dropped too); the default
+    tokenizer is used (the vocabulary is the domains', the same at every scale)."""
 
     sw, data, root = params["sweep"], params["data"], Path(root)
     sizes = {k: 1 for k in COUNT_FIELDS} | dict(sw.get("synth") or {})
-    synth = {**data["synth"], **sizes, "evidence_scale": evidence_scale, "tgif_format": "mp4"}
+    synth = {**data["synth"], **sizes, "tgif_train_tasks": {}}
+    synth |= {"evidence_scale": evidence_scale, "tgif_format": "mp4"}
     summary = {
         "evidence_scale": evidence_scale,
         "synthetic": generate(SynthConfig(**synth), root, progress=False),

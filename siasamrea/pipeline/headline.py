@@ -21,7 +21,7 @@ HEADLINE_SPLIT = {"msvd-qa": "test", "msrvtt-qa": "test", "tgif-qa": "test", "ac
                   "how2qa": "val"}  # fmt: skip
 
 
-def headline_metrics(metrics: dict) -> dict:
+def headline_metrics(metrics: dict, digits: int | None = 2) -> dict:
     """A run's headline numbers for ``dvc metrics show`` / ``dvc exp show``: the last-epoch value on the
     headline split (accuracy in %, count as MSE).
 
@@ -29,7 +29,7 @@ def headline_metrics(metrics: dict) -> dict:
     the paper's protocol, kept beside the headline); a multi-task run (init, pretraining) the last value per
     task (``{"action": ..., "count_mse": ...}``), so the table keeps a few columns. The full metrics (every
     split and question type) stay in the run's ``metrics.json``: exporting them gave ``dvc exp show`` over
-    1,800 columns."""
+    1,800 columns. ``digits=None`` leaves the values unrounded (a mean of seeds rounds once, at the end)."""
     if "skipped" in metrics:
         return {}
     per_task = {}
@@ -40,7 +40,9 @@ def headline_metrics(metrics: dict) -> dict:
         last = (metrics.get("last", {}).get(task, {}) or {}).get(split) or {}
         name = "mse" if "mse" in (best or last) else "acc"
         scale = 100.0 if name == "acc" else 1.0
-        value = lambda e, n=name, k=scale: None if e.get(n) is None else round(e[n] * k, 2)  # noqa: E731
+        value = lambda e, n=name, k=scale: (  # noqa: E731
+            None if e.get(n) is None else e[n] * k if digits is None else round(e[n] * k, digits)
+        )
         per_task[task] = (name, value(last), value(best))
     if len(per_task) == 1:
         name, last, best = next(iter(per_task.values()))
@@ -50,7 +52,7 @@ def headline_metrics(metrics: dict) -> dict:
 
 def group_headline(runs: list[dict]) -> dict:
     """The seeds' mean of each headline number (:func:`headline_metrics`) and how many seeds there are."""
-    heads = [h for h in map(headline_metrics, runs) if h]
+    heads = [h for h in (headline_metrics(r, digits=None) for r in runs) if h]
     if not heads:
         return {}
     out = {}

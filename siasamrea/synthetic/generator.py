@@ -102,9 +102,10 @@ class SynthConfig:
     fps: int = 10
     tgif_train: int = 400  # per task, before the 40-frame filter
     tgif_test: int = 100  # per task
-    # Training videos of the tasks that need a different number, e.g. {"action": 2000}: a task whose candidate
-    # words are learned only from its own videos needs more of them (README). Video i is the same whatever the
-    # count (each video's random stream is seeded by its index), so more videos only add to a set.
+    # Training videos of the tasks that need a different number, e.g. {"action": 3200}: telling five motions
+    # apart from their temporal-mean footprint takes more examples than reading a colour (README). Video i is
+    # the same whatever the count (each video's random stream is seeded by its index), so more videos only add
+    # to a set.
     tgif_train_tasks: dict[str, int] = field(default_factory=dict)
     msvd_train: int = 300  # MSVD-like videos carry 2-3 questions each
     msvd_val: int = 60
