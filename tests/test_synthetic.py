@@ -32,7 +32,6 @@ from siasamrea.synthetic.generator import (
     _spec,
     generate,
     scaled,
-    tgif_video_spec,
 )
 from siasamrea.synthetic.render import COLORS, render
 from siasamrea.synthetic.tasks import ACTIONS, NUMBER_WORDS, REGIONS
@@ -757,15 +756,3 @@ def test_a_profile_without_the_how2qa_like_set_generates_none_and_a_dataset_aski
     with pytest.raises(ValueError, match=r"data.datasets lists \['how2qa'\]"):
         prepare(params)
     assert not (tmp_path / "p").exists()  # refused before generating anything
-
-
-def test_tgif_video_spec_is_the_spec_the_generator_renders(tmp_path):
-    """The public look-up (analyses use it) gives the same video the generator's own job gives, and refuses an
-    index past the configured count."""
-    cfg = SynthConfig(**{k: 1 for k in COUNT_FIELDS}, tgif_train_tasks={"action": 3})
-    jobs = {j.key: j for j in _jobs(cfg, tmp_path)}
-    for key in [("tgif-qa", "action", "train", 2), ("stills", "frameqa", "test", 0)]:
-        a, b = tgif_video_spec(cfg, *key), _spec(cfg, jobs[key])[0]
-        assert (a.num_frames, a.questions, a.core) == (b.num_frames, b.questions, b.core)
-    with pytest.raises(ValueError, match="3 tgif-qa action train videos"):
-        tgif_video_spec(cfg, "tgif-qa", "action", "train", 3)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from siasamrea.method.sampling import siamese_sample
-from siasamrea.synthetic.generator import SynthConfig, tgif_video_spec
+from siasamrea.synthetic.generator import SynthConfig, _jobs, _spec
 from siasamrea.synthetic.render import shape_mask
 from siasamrea.synthetic.tasks import VideoSpec
 
@@ -67,13 +68,15 @@ def action_footprints(
     """Footprints of the first ``count`` action videos of ``split`` at their anchor clip's frames (drawn as
     the training run draws them: N = 1, B = ``frames_per_clip``, the interval of ``reserve_clips`` clips) and
     their answers. ``(float [count, cells * cells], [count] action words)``."""
-    if count > cfg.count("tgif-qa", "action", split):
-        raise ValueError(f"the config has {cfg.count('tgif-qa', 'action', split)} action {split} videos, "
-                         f"asked for {count}")  # fmt: skip
+    jobs = {j.key: j for j in _jobs(cfg, Path("."))}
     gen = torch.Generator().manual_seed(seed)
     feats, labels = [], []
     for i in range(count):
-        spec = tgif_video_spec(cfg, "tgif-qa", "action", split, i)
+        key = ("tgif-qa", "action", split, i)
+        if key not in jobs:
+            raise ValueError(f"the config has {cfg.count('tgif-qa', 'action', split)} action {split} videos, "
+                             f"asked for {count}")  # fmt: skip
+        spec, _ = _spec(cfg, jobs[key])
         anchor = siamese_sample(spec.num_frames, 1, frames_per_clip, gen, reserve_clips=reserve_clips,
                                 on_short="clamp")[0]  # fmt: skip
         feats.append(footprint(spec, anchor.tolist(), window, cells))

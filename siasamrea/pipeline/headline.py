@@ -40,19 +40,14 @@ def headline_metrics(metrics: dict, digits: int | None = 2) -> dict:
         last = (metrics.get("last", {}).get(task, {}) or {}).get(split) or {}
         name = "mse" if "mse" in (best or last) else "acc"
         scale = 100.0 if name == "acc" else 1.0
-        per_task[task] = (name, _scaled(last, name, scale, digits), _scaled(best, name, scale, digits))
+        value = lambda e, n=name, k=scale: (  # noqa: E731
+            None if e.get(n) is None else e[n] * k if digits is None else round(e[n] * k, digits)
+        )
+        per_task[task] = (name, value(last), value(best))
     if len(per_task) == 1:
         name, last, best = next(iter(per_task.values()))
         return {name: last, "best": best}
     return {(t if name == "acc" else f"{t}_{name}"): last for t, (name, last, _) in per_task.items()}
-
-
-def _scaled(entry: dict, name: str, scale: float, digits: int | None) -> float | None:
-    """``entry[name] * scale``, rounded to ``digits`` unless ``digits`` is None; None if absent."""
-    if entry.get(name) is None:
-        return None
-    value = entry[name] * scale
-    return value if digits is None else round(value, digits)
 
 
 def group_headline(runs: list[dict]) -> dict:

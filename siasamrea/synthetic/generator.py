@@ -203,15 +203,6 @@ def _spec(cfg: SynthConfig, job: _Job) -> tuple[VideoSpec, np.random.Generator]:
     return spec, rng
 
 
-def tgif_video_spec(cfg: SynthConfig, dataset: str, task: str, split: str, index: int) -> VideoSpec:
-    """What video ``index`` of a TGIF-QA-format set (``dataset``: "tgif-qa" or "stills") holds — its sprites,
-    questions and evidence — without rendering it (analyses that need to know where an object is drawn)."""
-    if not 0 <= index < cfg.count(dataset, task, split):
-        raise ValueError(f"the config has {cfg.count(dataset, task, split)} {dataset} {task} {split} videos, "
-                         f"asked for video {index}")  # fmt: skip
-    return _spec(cfg, _Job(dataset, task, split, index, path="", fmt="mp4"))[0]
-
-
 def _make_video(args: tuple[SynthConfig, _Job]) -> dict:
     """Render and write one video; returns its questions and evidence (run in a worker process)."""
     cfg, job = args
