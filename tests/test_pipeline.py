@@ -171,3 +171,25 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     assert _stages_run(proc.stdout) == set() and f"'{stage}' is cached" in proc.stdout, proc.stdout[-2000:]
     assert yaml.safe_load((run / "config.yaml").read_text())["method"]["omega"] == 0.5
     assert _out_of_date(repo) == set()
+
+
+def test_init_draws_retrain_from_another_init_and_leave_the_pipeline_up_to_date(smoke_repo):
+    repo, _ = smoke_repo
+    out = repo / "build" / "init_draws"
+    cmd = [sys.executable, "-m", "siasamrea.analysis.init_draws", "run", "--draws", "1", "--out", str(out)]
+    table = _run(cmd, repo).stdout
+    draw = out / "draw1"
+    init = yaml.safe_load((draw / "init" / "config.yaml").read_text())
+    assert init["run"]["seed"] == 1 and init["model"]["init_from"] == str(draw / "grounding")
+    assert (draw / "grounding" / "model.safetensors").is_file()
+    own = yaml.safe_load((repo / "runs/finetune/msvd-qa-baseline/s0/config.yaml").read_text())
+    new = yaml.safe_load((draw / "msvd-qa-baseline" / "s0" / "config.yaml").read_text())
+    assert new["model"].pop("init_from") == str(draw / "init") != own["model"].pop("init_from")
+    assert new["run"].pop("out_dir") != own["run"].pop("out_dir")
+    assert new == own  # only where it starts from and where it is written differ
+    report = json.loads((out / "report.json").read_text())
+    measured = json.loads((repo / "runs/finetune/msvd-qa-baseline/s0/metrics.json").read_text())
+    acc = 100 * measured["last"]["msvd-qa"]["test"]["acc"]
+    assert report["draws"]["0"]["baseline"]["mean"] == pytest.approx(acc)  # draw 0: the workspace's own runs
+    assert set(report["draws"]) == {"0", "1"} and "| siasamrea − baseline |" in table
+    assert _out_of_date(repo) == set()  # nothing the pipeline owns was touched
