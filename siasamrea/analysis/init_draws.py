@@ -49,13 +49,18 @@ def _with(
     return cfg.model_copy(update={"run": cfg.run.model_copy(update=run), "model": model})
 
 
+def own_draw(params: dict) -> int:
+    """The draw the workspace's ``runs/init`` is: ``init.seed``."""
+    return params["init"].get("seed", 0)
+
+
 def draw_dir(out: str | Path, draw: int) -> Path:
     return Path(out) / f"draw{draw}"
 
 
 def run_dir(params: dict, out: str | Path, draw: int, dataset: str, variant: str, seed: int) -> Path:
     """A fine-tuning run of one draw; the workspace's own stage run for the workspace's draw."""
-    if draw == params["init"].get("seed", 0):
+    if draw == own_draw(params):
         return Path(finetune_dir("finetune", dataset, variant, seed))
     return draw_dir(out, draw) / f"{dataset}-{variant}" / f"s{seed}"
 
@@ -66,7 +71,7 @@ def draw_configs(
     """The ``init`` run of one draw (seed ``draw``, from that draw's grounding when the profile grounds) and
     the fine-tuning runs from it: the ``finetune`` stage's configurations of ``dataset`` and ``variants``,
     every seed, with only ``run.out_dir`` and ``model.init_from`` changed."""
-    if draw == params["init"].get("seed", 0):
+    if draw == own_draw(params):
         raise ValueError(f"draw {draw} is the workspace's own init (init.seed); choose other seeds")
     if dataset not in params["finetune"]["datasets"]:
         raise ValueError(
@@ -188,7 +193,7 @@ def to_markdown(summary: dict, dataset: str) -> str:
 
 def report(params: dict, out: str | Path, dataset: str, variants: list[str], draws: list[int]) -> dict:
     """Read every draw (the workspace's own first), summarise, write ``out/report.json`` and ``report.md``."""
-    own = params["init"].get("seed", 0)
+    own = own_draw(params)
     order = [own] + [d for d in draws if d != own]
     summary = summarise({d: read_draw(params, out, d, dataset, variants) for d in order})
     out = Path(out)
