@@ -23,31 +23,38 @@ def _strip(cfg) -> dict:
     return d
 
 
-def test_a_draw_changes_only_the_initialisation_of_the_stage_runs(tmp_path):
+@pytest.mark.parametrize("draw", [3, 7])
+def test_a_draw_changes_only_the_initialisation_of_the_stage_runs(tmp_path, draw):
     params = load_profile("default", REPO)
-    init, runs = draw_configs(params, 3, tmp_path, "msvd-qa", ["baseline", "siasamrea"], validate=False)
-    assert init.run.seed == 3 and init.run.out_dir == str(tmp_path / "draw3" / "init")
-    assert init.model.init_from == str(tmp_path / "draw3" / "grounding")  # the default grounds the ResNet
+    init, runs = draw_configs(params, draw, tmp_path, "msvd-qa", ["baseline", "siasamrea"], validate=False)
+    if draw < params["init"]["draws"]:  # the init stage trained this draw: it is reused, not trained again
+        assert init is None
+        start = f"runs/init-draws/d{draw}/init"
+    else:
+        assert init.run.seed == draw and init.run.out_dir == str(tmp_path / f"draw{draw}" / "init")
+        assert init.model.init_from == str(tmp_path / f"draw{draw}" / "grounding")  # the default grounds
+        start = init.run.out_dir
     seeds = params["finetune"]["seeds"]
     assert len(runs) == 2 * len(seeds)
     expected = [(v, s) for v in ("baseline", "siasamrea") for s in seeds]
     for cfg, (variant, seed) in zip(runs, expected, strict=True):
         stage = finetune_config(params, "msvd-qa", variant, seed, validate=False)
-        assert cfg.model.init_from == init.run.out_dir != stage.model.init_from
-        assert cfg.run.out_dir == str(tmp_path / "draw3" / f"msvd-qa-{variant}" / f"s{seed}")
+        assert cfg.model.init_from == start  # every seed from the one draw (the stage: seed s from draw s)
+        assert cfg.run.out_dir == str(tmp_path / f"draw{draw}" / f"msvd-qa-{variant}" / f"s{seed}")
         assert _strip(cfg) == _strip(stage)  # same seed, data, method, optimiser, evaluation conditions
 
 
 @pytest.mark.parametrize(
-    ("draw", "variants", "message"),
+    ("draws", "draw", "variants", "message"),
     [
-        (0, ["baseline", "siasamrea"], "workspace's own init"),
-        (1, ["siasamrea"], "must include 'baseline'"),
-        (1, ["baseline", "nonesuch"], "finetune.variants"),
+        (1, 0, ["baseline", "siasamrea"], "workspace's own init"),  # one draw: its runs are the stage's
+        (6, 1, ["siasamrea"], "must include 'baseline'"),
+        (6, 1, ["baseline", "nonesuch"], "finetune.variants"),
     ],
 )
-def test_bad_draws_and_variants_are_refused(tmp_path, draw, variants, message):
+def test_bad_draws_and_variants_are_refused(tmp_path, draws, draw, variants, message):
     params = load_profile("default", REPO)
+    params["init"]["draws"] = draws
     with pytest.raises(ValueError, match=message):
         draw_configs(params, draw, tmp_path, "msvd-qa", variants, validate=False)
 

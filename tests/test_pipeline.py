@@ -124,7 +124,7 @@ def test_plots_cover_every_run_and_open_offline(smoke_repo):
     seen = {(p["panel"].split(":")[0], p["variant"], p["seed"]) for p in points}
     for ref in expected_runs(params):
         assert (ref.section, ref.variant, ref.seed) in seen, f"{ref.path} has no curve"
-    assert ("init", "init", 0) in seen
+    assert {("init", "init", 0), ("init", "init", 1)} <= seen, "every init draw has its curve"
     epochs = {p["epoch"] for p in points if p["panel"].startswith("budget")}
     assert epochs == {1, 2}, "the budget runs' two epochs are plotted"
     _run([str(BIN / "dvc"), "plots", "show", "-o", "plots_out"], repo)
@@ -173,23 +173,66 @@ def test_changing_one_ablation_reruns_only_it_and_the_figures(smoke_repo):
     assert _out_of_date(repo) == set()
 
 
-def test_init_draws_retrain_from_another_init_and_leave_the_pipeline_up_to_date(smoke_repo):
+def test_every_init_draw_is_trained_and_seed_s_starts_from_draw_s_mod_k(smoke_repo):
+    repo, _ = smoke_repo
+    params = yaml.safe_load((repo / "params.yaml").read_text())["active"]
+    k = params["init"]["draws"]
+    assert k == 2 and params["ablations"]["seeds"] == [0, 1], "the smoke profile exercises a second draw"
+    manifest = json.loads((repo / "runs" / "init-draws" / "draws.json").read_text())
+    dirs = {
+        0: ("runs/init", "runs/grounding"),
+        1: ("runs/init-draws/d1/init", "runs/init-draws/d1/grounding"),
+    }
+    for draw, (init_dir, grounding) in dirs.items():
+        cfg = yaml.safe_load((repo / init_dir / "config.yaml").read_text())
+        assert cfg["run"]["seed"] == params["init"]["seed"] + draw and cfg["model"]["init_from"] == grounding
+        assert (repo / grounding / "model.safetensors").is_file() and (repo / init_dir / "model").is_dir()
+        assert manifest["runs"][str(draw)]["init"] == init_dir
+    # two draws, two different initialisations
+    a, b = (json.loads((repo / d / "metrics.json").read_text())["last"] for d in ("runs/init", dirs[1][0]))
+    assert a != b
+    assert json.loads((repo / "metrics" / "init.json").read_text())["seeds"] == k, "the draws' mean"
+    for variant in params["ablations"]["variants"]:
+        for seed in (0, 1):
+            cfg = yaml.safe_load((repo / f"runs/ablations/msvd-qa-{variant}/s{seed}/config.yaml").read_text())
+            assert cfg["model"]["init_from"] == dirs[seed % k][0], (variant, seed)
+    for name in ("table1.md", "instrument.md", "regime.md"):  # the tables say what their intervals cover
+        assert f"draw s mod {k}" in (repo / "figures" / name).read_text(), name
+
+
+def test_init_draws_fine_tune_every_seed_from_one_draw_and_leave_the_pipeline_up_to_date(smoke_repo):
     repo, _ = smoke_repo
     out = repo / "build" / "init_draws"
-    cmd = [sys.executable, "-m", "siasamrea.analysis.init_draws", "run", "--draws", "1", "--out", str(out)]
+    # draw 0: the init stage's (reused); draw 2: beyond the stage's two, trained here
+    cmd = [
+        sys.executable,
+        "-m",
+        "siasamrea.analysis.init_draws",
+        "run",
+        "--draws",
+        "0",
+        "2",
+        "--out",
+        str(out),
+    ]
     table = _run(cmd, repo).stdout
-    draw = out / "draw1"
+    draw = out / "draw2"
     init = yaml.safe_load((draw / "init" / "config.yaml").read_text())
-    assert init["run"]["seed"] == 1 and init["model"]["init_from"] == str(draw / "grounding")
+    assert init["run"]["seed"] == 2 and init["model"]["init_from"] == str(draw / "grounding")
     assert (draw / "grounding" / "model.safetensors").is_file()
+    assert not (out / "draw0" / "init").exists(), "a draw the init stage trained is not trained again"
     own = yaml.safe_load((repo / "runs/finetune/msvd-qa-baseline/s0/config.yaml").read_text())
+    again = yaml.safe_load((out / "draw0" / "msvd-qa-baseline" / "s0" / "config.yaml").read_text())
     new = yaml.safe_load((draw / "msvd-qa-baseline" / "s0" / "config.yaml").read_text())
-    assert new["model"].pop("init_from") == str(draw / "init") != own["model"].pop("init_from")
-    assert new["run"].pop("out_dir") != own["run"].pop("out_dir")
-    assert new == own  # only where it starts from and where it is written differ
+    assert again["model"]["init_from"] == own["model"]["init_from"] == "runs/init"
+    assert new["model"].pop("init_from") == str(draw / "init")
+    for cfg in (own, again, new):
+        cfg["run"].pop("out_dir"), cfg["model"].pop("init_from", None)
+    assert new == own == again  # only where it starts from and where it is written differ
     report = json.loads((out / "report.json").read_text())
     measured = json.loads((repo / "runs/finetune/msvd-qa-baseline/s0/metrics.json").read_text())
     acc = 100 * measured["last"]["msvd-qa"]["test"]["acc"]
-    assert report["draws"]["0"]["baseline"]["mean"] == pytest.approx(acc)  # draw 0: the workspace's own runs
-    assert set(report["draws"]) == {"0", "1"} and "| siasamrea − baseline |" in table
+    # draw 0 fine-tuned again equals the stage's own seed-0 run (same configuration, machine and threads)
+    assert report["draws"]["0"]["baseline"]["mean"] == pytest.approx(acc)
+    assert set(report["draws"]) == {"0", "2"} and "| siasamrea − baseline |" in table
     assert _out_of_date(repo) == set()  # nothing the pipeline owns was touched

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from siasamrea.analysis.results import RunRef, expected_runs, headline_split
 from siasamrea.pipeline import workspace
+from siasamrea.pipeline.stages import init_dir, init_draws, init_seed
 
 OUT = "metrics/curves.json"
 
@@ -25,8 +26,9 @@ OUT = "metrics/curves.json"
 def _refs(params: dict) -> list[RunRef]:
     refs = []
     init = params.get("init") or {}
-    if init.get("enabled", True) and init.get("dataset"):
-        refs.append(RunRef("init", init["dataset"], "init", int(init.get("seed", 0)), "runs/init"))
+    if init.get("enabled", True) and init.get("dataset"):  # every init draw, by its seed
+        refs += [RunRef("init", init["dataset"], "init", init_seed(params, k), init_dir(k))
+                 for k in range(init_draws(params))]  # fmt: skip
     return refs + expected_runs(params)
 
 

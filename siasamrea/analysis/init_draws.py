@@ -1,15 +1,16 @@
 """How much a re-drawn initialisation moves the fine-tuning results.
 
-Every fine-tuning seed of a stage starts from the one ``runs/init``, so the seeds' intervals say nothing about
-the ``init`` stage's own random draw — which another CPU's floating-point kernels, or a changed vocabulary,
-re-draw. This module measures it: it trains the grounding and ``init`` runs again with other seeds ("draws"),
-fine-tunes the same seeds of the chosen variants from each, exactly as the pipeline's stage would (only
-the run directory and ``model.init_from`` differ), and reports, per draw, the baseline, where the anchor
-shows the evidence, the oracle clip, the multi-clip control and each variant's paired gap to the baseline;
-then the spread of the draws' means beside the seeds' own spread. Draw ``init.seed`` is the workspace's own
-``runs/``.
+The pipeline starts seed ``s`` of every stage from init draw ``s mod init.draws``, so with six draws the
+seeds' intervals include the draw but cannot tell it apart from the fine-tuning seed. This module separates
+the two: it fine-tunes *every* seed of the chosen variants from one draw at a time ("draw" = the seed of the
+grounding and ``init`` runs), exactly as the pipeline's stage would (only the run directory and
+``model.init_from`` differ), and reports, per draw, the baseline, where the anchor shows the evidence, the
+oracle clip, the multi-clip control and each variant's paired gap to the baseline; then the spread of the
+draws' means beside the seeds' own spread. A draw the ``init`` stage has trained (seeds ``init.seed`` to
+``init.seed + init.draws - 1``) is reused from ``runs/``; others are trained here. With ``init.draws: 1``
+every stage run starts from draw ``init.seed``, so that draw's fine-tuning runs are the workspace's own.
 
-    python -m siasamrea.analysis.init_draws run --draws 1 2 --variants baseline siasamrea
+    python -m siasamrea.analysis.init_draws run --draws 0 1 2 --variants baseline siasamrea
     python -m siasamrea.analysis.init_draws report
 
 Runs go to ``--out`` (``runs/init_draws/draw<k>/{grounding,init,<dataset>-<variant>/s<seed>}``), outside
@@ -30,11 +31,17 @@ from siasamrea.analysis.instrument import seed_view
 from siasamrea.analysis.results import headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.method.config import Config
-from siasamrea.method.model import TINY_VISION
-from siasamrea.pipeline.launch import run_group
-from siasamrea.pipeline.stages import finetune_config, finetune_dir, grounding_epochs, init_config
-from siasamrea.pipeline.workspace import dataset_section, load_params
-from siasamrea.training.grounding import ground
+from siasamrea.pipeline.launch import run_grounding, run_group
+from siasamrea.pipeline.stages import (
+    finetune_config,
+    finetune_dir,
+    grounding_epochs,
+    init_config,
+    init_dir,
+    init_draws,
+    init_seed,
+)
+from siasamrea.pipeline.workspace import load_params
 
 OUT = "runs/init_draws"
 BASELINE = "baseline"
@@ -49,9 +56,16 @@ def _with(
     return cfg.model_copy(update={"run": cfg.run.model_copy(update=run), "model": model})
 
 
-def own_draw(params: dict) -> int:
-    """The draw the workspace's ``runs/init`` is: ``init.seed``."""
-    return params["init"].get("seed", 0)
+def own_draw(params: dict) -> int | None:
+    """The draw every fine-tuning run of the workspace starts from: ``init.seed`` with ``init.draws: 1``;
+    ``None`` when the stage's seeds start from different draws."""
+    return init_seed(params, 0) if init_draws(params) == 1 else None
+
+
+def pipeline_init(params: dict, draw: int) -> str | None:
+    """The ``init`` stage's run of this draw (its seed), if the stage trained it."""
+    k = draw - init_seed(params, 0)
+    return init_dir(k) if 0 <= k < init_draws(params) else None
 
 
 def draw_dir(out: str | Path, draw: int) -> Path:
@@ -67,10 +81,11 @@ def run_dir(params: dict, out: str | Path, draw: int, dataset: str, variant: str
 
 def draw_configs(
     params: dict, draw: int, out: str | Path, dataset: str, variants: list[str], validate: bool = True
-) -> tuple[Config, list[Config]]:
-    """The ``init`` run of one draw (seed ``draw``, from that draw's grounding when the profile grounds) and
-    the fine-tuning runs from it: the ``finetune`` stage's configurations of ``dataset`` and ``variants``,
-    every seed, with only ``run.out_dir`` and ``model.init_from`` changed."""
+) -> tuple[Config | None, list[Config]]:
+    """The ``init`` run of one draw (seed ``draw``, from that draw's grounding when the profile grounds;
+    ``None`` when the ``init`` stage has trained it: :func:`pipeline_init`) and the fine-tuning runs from
+    it: the ``finetune`` stage's configurations of ``dataset`` and ``variants``, every seed, with only
+    ``run.out_dir`` and ``model.init_from`` changed."""
     if draw == own_draw(params):
         raise ValueError(f"draw {draw} is the workspace's own init (init.seed); choose other seeds")
     if dataset not in params["finetune"]["datasets"]:
@@ -84,9 +99,15 @@ def draw_configs(
         )
     root = draw_dir(out, draw)
     grounded = root / "grounding" if grounding_epochs(params) else None
-    init = _with(init_config(params, validate=validate), out_dir=root / "init", seed=draw, init_from=grounded)
+    init = None
+    start = pipeline_init(params, draw)
+    if start is None:
+        init = _with(
+            init_config(params, validate=validate), out_dir=root / "init", seed=draw, init_from=grounded
+        )
+        start = init.run.out_dir
     runs = [
-        _with(finetune_config(params, dataset, v, s, validate=validate), init_from=init.run.out_dir,
+        _with(finetune_config(params, dataset, v, s, validate=validate), init_from=start,
               out_dir=run_dir(params, out, draw, dataset, v, s))
         for v in variants
         for s in params["finetune"]["seeds"]
@@ -95,24 +116,16 @@ def draw_configs(
 
 
 def run(params: dict, draws: list[int], out: str | Path, dataset: str, variants: list[str]) -> None:
-    """Train every draw: grounding (one after the other), then the ``init`` runs and the fine-tuning runs,
-    each set as the pipeline runs a stage (``launch.parallel_runs`` processes)."""
+    """Train every draw the ``init`` stage has not: grounding (one after the other), then the ``init`` runs;
+    then every draw's fine-tuning runs, each set as the pipeline runs a stage (``launch.parallel_runs``
+    processes)."""
     plans = {k: draw_configs(params, k, out, dataset, variants) for k in draws}
+    inits = [init for init, _ in plans.values() if init is not None]
     if grounding_epochs(params):
-        g, stills = params["init"]["grounding"], dataset_section(params, params["init"]["dataset"])
-        vision = {**TINY_VISION, **(params["model"].get("vision") or {})}
-        for k in draws:
-            ground(
-                stills["root"],
-                stills["cache"],
-                draw_dir(out, k) / "grounding",
-                vision=vision,
-                stem=params["model"].get("stem", "imagenet"),
-                epochs=g["epochs"],
-                lr=g["lr"],
-                seed=k,
-            )
-    run_group([init for init, _ in plans.values()], params)
+        for init in inits:
+            run_grounding(params, out=init.model.init_from, seed=init.run.seed)
+    if inits:
+        run_group(inits, params)
     run_group([c for _, runs in plans.values() for c in runs], params)
 
 
@@ -192,9 +205,10 @@ def to_markdown(summary: dict, dataset: str) -> str:
 
 
 def report(params: dict, out: str | Path, dataset: str, variants: list[str], draws: list[int]) -> dict:
-    """Read every draw (the workspace's own first), summarise, write ``out/report.json`` and ``report.md``."""
+    """Read every draw (the workspace's own first, if it has one), summarise, write ``out/report.json`` and
+    ``report.md``."""
     own = own_draw(params)
-    order = [own] + [d for d in draws if d != own]
+    order = ([] if own is None else [own]) + sorted(d for d in draws if d != own)
     summary = summarise({d: read_draw(params, out, d, dataset, variants) for d in order})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

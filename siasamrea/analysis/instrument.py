@@ -34,7 +34,7 @@ from siasamrea.analysis.coverage import anchor_shows
 from siasamrea.analysis.floors import answer_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
-from siasamrea.analysis.tables import data_source
+from siasamrea.analysis.tables import data_source, seeds_note
 from siasamrea.training.build import load_tasks
 from siasamrea.training.evidence import load_evidence, run_config
 
@@ -180,7 +180,8 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
         "Baseline models (fine-tuned, last epoch), mean over seeds ± 95% t-interval half-width, accuracy "
         "in %. Text only: every frame black. Oracle clip: one clip on the video's core evidence. Anchor "
         "ceiling: oracle accuracy where the anchor shows the evidence, text-only accuracy where it does not. "
-        "Multi-clip: the anchor and its siamese clips (the frames between the anchor's), logits averaged.",
+        "Multi-clip: the anchor and its siamese clips (the frames between the anchor's), logits averaged."
+        + f" {seeds_note(params)}".rstrip(),
         "",
     ]
     if rows:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
-from siasamrea.analysis.tables import data_source
+from siasamrea.analysis.tables import data_source, seeds_note
 from siasamrea.pipeline import stages
 from siasamrea.training.evidence import clip_contains, load_evidence, lookup, run_config
 
@@ -131,7 +131,8 @@ def to_markdown(params: dict, rows: list[dict]) -> str:
         "",
         "Paired gaps over seeds, last epoch, headline split (points, ± 95% t-interval half-width). Anchor "
         "coverage: share of test questions whose anchor clip shows the core evidence. The reference point is "
-        "the fine-tuning and ablation runs (evidence scale 1, every training question).",
+        "the fine-tuning and ablation runs (evidence scale 1, every training question)."
+        + f" {seeds_note(params)}".rstrip(),
         "",
     ]
     if not rows:

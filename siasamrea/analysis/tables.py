@@ -30,6 +30,7 @@ import pandas as pd
 from siasamrea.analysis import coverage, floors, paper
 from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
 from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
+from siasamrea.pipeline.stages import init_draws
 from siasamrea.synthetic.generator import DOMAINS
 
 #: Names of the real datasets the synthetic sets stand in for.
@@ -52,6 +53,20 @@ def data_source(params: dict, datasets: list[str]) -> str:
     return (
         f"Data: embedded synthetic benchmark, {like} set{'s' if len(datasets) > 1 else ''} — not {names}; "
         f"numbers are not comparable to the paper's in absolute terms (profile {params['name']!r})."
+    )
+
+
+def seeds_note(params: dict) -> str:
+    """What the seeds' intervals cover: the fine-tuning seed, and the ``init`` draw when seeds have their own
+    (seed ``s`` starts from draw ``s mod init.draws``); empty without an ``init`` stage."""
+    if not (params.get("init") or {}).get("enabled", True):
+        return ""
+    k = init_draws(params)
+    if k == 1:
+        return "Every seed starts from the one `init` draw: the intervals leave its randomness out."
+    return (
+        f"Seed s starts from `init` draw s mod {k} (grounding and `init` run re-drawn), so the intervals "
+        "include the initialisation's randomness; both sides of a paired difference share the draw."
     )
 
 
@@ -610,7 +625,12 @@ TABLE_BUILDERS = (table1, table2, w1_w2, anchor_copies, clip_budget, open_points
 
 def build_tables(params: dict, results: Results) -> list[Table]:
     """Every table of the paper (and the controls), from the collected runs."""
-    return [build(params, results) for build in TABLE_BUILDERS]
+    tables = [build(params, results) for build in TABLE_BUILDERS]
+    note = seeds_note(params)
+    for t in tables:
+        if note:
+            t.notes.append(note)
+    return tables
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ def show_config(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", choices=("init", "pretrain", *FINETUNE_SECTIONS))
     ap.add_argument("--dataset", default=None, help="downstream dataset (finetune, ablations, budget)")
     ap.add_argument("--variant", default=None, help="variant name of the stage's section in params.yaml")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seed", type=int, default=0, help="the run's seed (init: the init draw, 0 .. init.draws - 1)"
+    )
     ap.add_argument("--params", default=PARAMS_FILE)
     ap.add_argument(
         "--profile", default=None, help="a profile of profiles/ (default: the active one of params.yaml)"
@@ -46,7 +48,7 @@ def show_config(argv: list[str] | None = None) -> int:
     kw = dict(dataset=args.dataset, variant=args.variant, seed=args.seed)
     try:
         cfg = stage_config(params, args.stage, validate=False, **kw)
-    except KeyError as exc:  # a dataset or variant the profile does not have: say which, no traceback
+    except (KeyError, ValueError) as exc:  # a dataset, variant or draw the profile lacks: no traceback
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 1
     if cfg is None:

@@ -23,24 +23,64 @@ from siasamrea.method.config import Config, dump_config
 from siasamrea.pipeline.headline import export_metrics
 from siasamrea.pipeline.stages import (
     GROUNDING_DIR,
+    INIT_DIR,
+    INIT_DRAWS_DIR,
+    grounding_dir,
     grounding_epochs,
     group_dir,
+    init_draws,
+    init_seed,
     stage_configs,
 )
 from siasamrea.pipeline.workspace import dataset_section
 
 
-def run_grounding(params: dict) -> None:
-    """Train the ResNet on the stills' caption attributes into :data:`GROUNDING_DIR`
-    (:mod:`siasamrea.training.grounding`, in a child process)."""
+def run_grounding(
+    params: dict,
+    draw: int = 0,
+    *,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    threads: int | None = None,
+) -> None:
+    """Train the ResNet on the stills' caption attributes (:mod:`siasamrea.training.grounding`, in a child
+    process): the init draw's (:func:`~siasamrea.pipeline.stages.grounding_dir`, seed ``init.seed + draw``),
+    or into ``out`` with ``seed``. ``threads``: torch's intra-op threads (default: torch's own)."""
     g, init = params["init"]["grounding"], params["init"]
     stills = dataset_section(params, init["dataset"])
     model = params.get("model", {})
+    out = grounding_dir(draw) if out is None else out
+    seed = init_seed(params, draw) if seed is None else seed
     cmd = [sys.executable, "-m", "siasamrea.training.grounding", "--stills", stills["root"],
-           "--cache", stills["cache"], "--out", GROUNDING_DIR, "--seed", str(init.get("seed", 0)),
+           "--cache", stills["cache"], "--out", str(out), "--seed", str(seed),
            "--vision", json.dumps(model.get("vision") or {}), "--stem", model.get("stem", "imagenet"),
            "--epochs", str(g["epochs"]), "--lr", str(g["lr"])]  # fmt: skip
+    if threads:
+        cmd += ["--threads", str(threads)]
     subprocess.run(cmd, check=True, env={**os.environ})
+
+
+def run_init_draws(params: dict) -> tuple[list[Config], list[dict]]:
+    """The ``init`` stage: every init draw's grounding (``launch.parallel_runs`` at once, when the profile
+    grounds), then every draw's ``init`` run (:func:`run_group`); writes ``runs/init-draws/draws.json``, the
+    draws and their directories. Returns the ``init`` runs' configurations and metrics, draw by draw."""
+    shutil.rmtree(GROUNDING_DIR, ignore_errors=True)
+    shutil.rmtree(INIT_DRAWS_DIR, ignore_errors=True)
+    draws = list(range(init_draws(params)))
+    if grounding_epochs(params):
+        parallel = max(1, min(int(params["launch"].get("parallel_runs", 1)), len(draws)))
+        threads = max(1, ((params.get("run") or {}).get("threads") or os.cpu_count() or 1) // parallel)
+        with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
+            list(pool.map(lambda k: run_grounding(params, k, threads=threads), draws))
+    configs = stage_configs(params, "init")  # validated: every draw's grounded ResNet exists now
+    results = run_group(configs, params)
+    Path(INIT_DRAWS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC output, also with one draw
+    manifest = {"draws": len(draws), "seed_to_draw": "seed mod draws",
+                "runs": {k: {"seed": init_seed(params, k), "init": c.run.out_dir,
+                             "grounding": grounding_dir(k) if grounding_epochs(params) else None}
+                         for k, c in zip(draws, configs, strict=True)}}  # fmt: skip
+    (Path(INIT_DRAWS_DIR) / "draws.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return configs, results
 
 
 def _fresh_run_dir(cfg: Config) -> Path:
@@ -96,16 +136,17 @@ def run_group(configs: list[Config], params: dict) -> list[dict]:
 
 
 def run_stage_group(params: dict, stage: str, dataset: str | None = None, variant: str | None = None) -> dict:
-    """Run a DVC training stage: every seed (:func:`run_group`), then its metrics for DVC. Returns
+    """Run a DVC training stage: every seed (:func:`run_group`; ``init``: every draw, :func:`run_init_draws`),
+    then its metrics for DVC (``init``: the draws' mean in ``metrics/init.json``). Returns
     ``{run_dir: metrics}``."""
-    if stage == "init" and params["init"].get("enabled", True) and grounding_epochs(params):
-        shutil.rmtree(GROUNDING_DIR, ignore_errors=True)
-        run_grounding(params)
-    configs = stage_configs(params, stage, dataset=dataset, variant=variant)
-    if not configs:  # a disabled init
-        return {"runs/init": run_stage(None, params, stage)}
-    results = run_group(configs, params)
-    group = group_dir(stage, dataset, variant) if stage != "init" else configs[0].run.out_dir
+    if stage == "init":
+        if not params["init"].get("enabled", True):
+            return {INIT_DIR: run_stage(None, params, stage)}
+        configs, results = run_init_draws(params)
+    else:
+        configs = stage_configs(params, stage, dataset=dataset, variant=variant)
+        results = run_group(configs, params)
+    group = group_dir(stage, dataset, variant) if stage != "init" else INIT_DIR
     export_metrics(group, [c.run.out_dir for c in configs])
     return {c.run.out_dir: m for c, m in zip(configs, results, strict=True)}
 
@@ -116,6 +157,10 @@ def run_stage(cfg: Config | None, params: dict, stage: str) -> dict:
         out = Path("runs") / stage
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
+        if stage == "init":  # the stage's other outputs exist, empty, so that DVC can record them
+            for d in (GROUNDING_DIR, INIT_DRAWS_DIR):
+                shutil.rmtree(d, ignore_errors=True)
+                Path(d).mkdir(parents=True)
         note = {"skipped": f"{stage} is disabled in profile {params['name']!r}"}
         (out / "metrics.json").write_text(json.dumps(note))
         export_metrics(out)

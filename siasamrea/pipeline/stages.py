@@ -8,10 +8,19 @@ calls :func:`stage_configs` & co., which read the matching sections of the profi
 
 Run directories (``runs/``)::
 
-    runs/init/                                 image-text stand-in (stills) -> initial weights
-    runs/pretrain/<variant>/s<seed>/           TGIF-QA multi-task pretraining, from runs/init
+    runs/grounding/, runs/init/                the grounded ResNet and the image-text stand-in (stills)
+                                               -> initial weights: init draw 0
+    runs/init-draws/d<k>/{grounding,init}/     init draws 1 .. init.draws-1 (seed init.seed + k)
+    runs/pretrain/<variant>/s<seed>/           TGIF-QA multi-task pretraining, from init draw seed mod k
     runs/<section>/<dataset>-<variant>/s<seed>/   downstream fine-tuning (finetune, ablations, budget,
-                                               sweep), from finetune.init_from
+                                               sweep), from finetune.init_from (runs/init: init draw
+                                               seed mod k)
+
+The init draws: the ``init`` stage trains ``init.draws`` initialisations (grounding and ``init`` run, seeds
+``init.seed + k``), and the run of seed ``s`` of every later stage starts from draw ``s mod init.draws``. With
+as many draws as fine-tuning seeds, each seed has a draw of its own, so the seeds' intervals include the
+initialisation's randomness, which another CPU's floating-point kernels re-draw (README, *Re-running on
+another machine*); paired differences stay paired (both variants of seed ``s`` start from the same draw).
 """
 
 from __future__ import annotations
@@ -66,6 +75,43 @@ def _finish(values: dict, validate: bool) -> Config:
 
 
 GROUNDING_DIR = "runs/grounding"
+INIT_DIR = "runs/init"
+INIT_DRAWS_DIR = "runs/init-draws"
+
+
+def init_draws(params: dict) -> int:
+    """How many initialisations the ``init`` stage draws (``init.draws``, default 1)."""
+    k = (params["init"] or {}).get("draws", 1)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"params: init.draws must be a whole number >= 1, got {k!r}")
+    return k
+
+
+def init_draw(params: dict, seed: int) -> int:
+    """The init draw the run of ``seed`` starts from: ``seed mod init.draws``."""
+    return int(seed) % init_draws(params)
+
+
+def init_dir(draw: int) -> str:
+    """The ``init`` run of a draw: :data:`INIT_DIR` for draw 0, ``runs/init-draws/d<k>/init`` after it."""
+    return INIT_DIR if draw == 0 else f"{INIT_DRAWS_DIR}/d{draw}/init"
+
+
+def grounding_dir(draw: int) -> str:
+    """The grounded ResNet of a draw: :data:`GROUNDING_DIR` for draw 0, ``runs/init-draws/d<k>/grounding``."""
+    return GROUNDING_DIR if draw == 0 else f"{INIT_DRAWS_DIR}/d{draw}/grounding"
+
+
+def init_seed(params: dict, draw: int) -> int:
+    """The seed of a draw's grounding and ``init`` runs: ``init.seed + draw``."""
+    return int(params["init"].get("seed", 0)) + int(draw)
+
+
+def _start_from(params: dict, init_from: str | None, seed: int) -> str | None:
+    """Where the run of ``seed`` starts: its init draw when ``init_from`` is the init stage's output."""
+    if init_from and init_from.rstrip("/") == INIT_DIR:
+        return init_dir(init_draw(params, seed))
+    return init_from
 
 
 def grounding_epochs(params: dict) -> int:
@@ -73,13 +119,15 @@ def grounding_epochs(params: dict) -> int:
     return int(((params["init"] or {}).get("grounding") or {}).get("epochs", 0))
 
 
-def init_config(params: dict, validate: bool = True) -> Config:
-    """The image-text stand-in (stills) run that makes the initial weights (from the grounded ResNet, when
-    ``init.grounding`` is on: :func:`run_grounding`)."""
+def init_config(params: dict, validate: bool = True, draw: int = 0) -> Config:
+    """The image-text stand-in (stills) run of one init draw, which makes its initial weights (from the draw's
+    grounded ResNet, when ``init.grounding`` is on: :func:`~siasamrea.pipeline.launch.run_grounding`)."""
+    if not 0 <= draw < init_draws(params):
+        raise ValueError(f"init draw {draw} is outside init.draws = {init_draws(params)}")
     stage = params["init"]
-    cfg = _base_config(params, stage["dataset"], "runs/init", stage.get("seed", 0), stage)
+    cfg = _base_config(params, stage["dataset"], init_dir(draw), init_seed(params, draw), stage)
     if grounding_epochs(params):
-        cfg["model"]["init_from"] = GROUNDING_DIR
+        cfg["model"]["init_from"] = grounding_dir(draw)
     return _finish(cfg, validate)
 
 
@@ -93,12 +141,12 @@ def group_dir(section: str, dataset: str | None, variant: str) -> str:
 
 
 def pretrain_config(params: dict, variant: str, seed: int, validate: bool = True) -> Config:
-    """TGIF-QA multi-task pretraining of one variant and seed, from the initial weights."""
+    """TGIF-QA multi-task pretraining of one variant and seed, from its init draw's weights."""
     stage = params["pretrain"]
     cfg = _base_config(params, stage["dataset"], pretrain_dir(variant, seed), seed, stage)
     cfg = deep_merge(cfg, _variant(params, "pretrain", variant))
     if params["init"].get("enabled", True):
-        cfg["model"]["init_from"] = "runs/init"
+        cfg["model"]["init_from"] = _start_from(params, INIT_DIR, seed)
     return _finish(cfg, validate)
 
 
@@ -124,7 +172,7 @@ def finetune_config(
     cfg = _base_config(params, dataset, finetune_dir(section, dataset, variant, seed), seed, stage)
     cfg = deep_merge(cfg, stage.get("datasets", {}).get(dataset, {}).get("config"))
     cfg = deep_merge(cfg, _variant(params, section, variant))
-    init = stage.get("init_from")
+    init = _start_from(params, stage.get("init_from"), seed)
     if init:
         cfg["model"]["init_from"] = init
     return _finish(cfg, validate)
@@ -171,8 +219,9 @@ def sweep_config(params: dict, point: str, variant: str, seed: int, validate: bo
         )
     else:
         cfg["data"]["train_limit"] = p["train_limit"]
-    if stage.get("init_from"):
-        cfg["model"]["init_from"] = stage["init_from"]
+    init = _start_from(params, stage.get("init_from"), seed)
+    if init:
+        cfg["model"]["init_from"] = init
     return _finish(cfg, validate)
 
 
@@ -192,9 +241,10 @@ def stage_config(
     seed: int = 0,
     validate: bool = True,
 ) -> Config | None:
-    """The configuration of a DVC stage instance (``stage`` as in dvc.yaml); ``None`` for a disabled init."""
+    """The configuration of a DVC stage instance (``stage`` as in dvc.yaml; for ``init``, ``seed`` is the
+    draw); ``None`` for a disabled init."""
     if stage == "init":
-        return init_config(params, validate) if params["init"].get("enabled", True) else None
+        return init_config(params, validate, draw=seed) if params["init"].get("enabled", True) else None
     if stage == "pretrain":
         return pretrain_config(params, variant, seed, validate)
     if stage in FINETUNE_SECTIONS:
@@ -207,16 +257,11 @@ def stage_config(
 def stage_configs(
     params: dict, stage: str, *, dataset: str | None = None, variant: str | None = None, validate: bool = True
 ) -> list[Config]:
-    """Every seed's configuration of a training stage (``init``: one run, or none when disabled)."""
+    """Every seed's configuration of a training stage (``init``: one run per draw, or none when disabled)."""
     if stage == "init":
-        cfg = stage_config(params, "init", validate=validate)
-        return [] if cfg is None else [cfg]
+        if not params["init"].get("enabled", True):
+            return []
+        return [init_config(params, validate, draw=k) for k in range(init_draws(params))]
     seeds = params[stage].get("seeds", [0])
     return [stage_config(params, stage, dataset=dataset, variant=variant, seed=int(s), validate=validate)
             for s in seeds]  # fmt: skip
-
-
-# -- running -------------------------------------------------------------------------------------------
-
-
-# -- command line ------------------------------------------------------------------------------------------

@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--threads", type=int, default=None, help="torch's intra-op threads (default: torch's own choice)"
+    )
+    p.add_argument(
         "--vision",
         type=json.loads,
         default={},
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         "init stage does); without it, only the held-out accuracy per epoch is printed",
     )
     args = p.parse_args(argv)
+    if args.threads:  # two groundings side by side on two cores: one thread each (the init stage's draws)
+        torch.set_num_threads(args.threads)
     vision = {**TINY_VISION, **args.vision}
     if args.out:
         history = ground(args.stills, args.cache, args.out, vision=vision, stem=args.stem, epochs=args.epochs,
