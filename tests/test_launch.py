@@ -67,3 +67,11 @@ def test_several_configs_are_all_checked_before_any_runs(synthetic_root, tmp_pat
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "config error: method.num_clips" in proc.stderr, proc.stderr
     assert not (tmp_path / "good").exists()  # the valid first config did not start either
+
+
+def test_runs_share_the_threads_of_one_run_and_never_exceed_the_jobs():
+    params = {"launch": {"parallel_runs": 2}, "run": {"threads": 4}}
+    assert launch.share_threads(params, 6) == (2, 2)  # two processes of two threads: the four cores
+    assert launch.share_threads(params, 1) == (1, 4)  # one job keeps every thread
+    assert launch.share_threads(params, 6, threads=2) == (2, 1)  # the runs' own run.threads wins
+    assert launch.share_threads({"launch": {"parallel_runs": 3}, "run": {"threads": 2}}, 6) == (3, 1)  # >= 1

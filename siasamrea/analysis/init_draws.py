@@ -31,7 +31,7 @@ from siasamrea.analysis.instrument import seed_view
 from siasamrea.analysis.results import headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.method.config import Config
-from siasamrea.pipeline.launch import run_grounding, run_group
+from siasamrea.pipeline.launch import run_groundings, run_group
 from siasamrea.pipeline.stages import (
     finetune_config,
     finetune_dir,
@@ -116,14 +116,13 @@ def draw_configs(
 
 
 def run(params: dict, draws: list[int], out: str | Path, dataset: str, variants: list[str]) -> None:
-    """Train every draw the ``init`` stage has not: grounding (one after the other), then the ``init`` runs;
-    then every draw's fine-tuning runs, each set as the pipeline runs a stage (``launch.parallel_runs``
-    processes)."""
+    """Train every draw the ``init`` stage has not: grounding (as the stage does, ``launch.parallel_runs`` at
+    once), then the ``init`` runs; then every draw's fine-tuning runs, each set as the pipeline runs a stage
+    (``launch.parallel_runs`` processes)."""
     plans = {k: draw_configs(params, k, out, dataset, variants) for k in draws}
     inits = [init for init, _ in plans.values() if init is not None]
     if grounding_epochs(params):
-        for init in inits:
-            run_grounding(params, out=init.model.init_from, seed=init.run.seed)
+        run_groundings(params, [(init.model.init_from, init.run.seed) for init in inits])
     if inits:
         run_group(inits, params)
     run_group([c for _, runs in plans.values() for c in runs], params)

@@ -35,22 +35,14 @@ from siasamrea.pipeline.stages import (
 from siasamrea.pipeline.workspace import dataset_section
 
 
-def run_grounding(
-    params: dict,
-    draw: int = 0,
-    *,
-    out: str | Path | None = None,
-    seed: int | None = None,
-    threads: int | None = None,
-) -> None:
+def run_grounding(params: dict, *, out: str | Path, seed: int, threads: int | None = None) -> None:
     """Train the ResNet on the stills' caption attributes (:mod:`siasamrea.training.grounding`, in a child
-    process): the init draw's (:func:`~siasamrea.pipeline.stages.grounding_dir`, seed ``init.seed + draw``),
-    or into ``out`` with ``seed``. ``threads``: torch's intra-op threads (default: torch's own)."""
+    process) into ``out`` with ``seed`` (an init draw's: :func:`~siasamrea.pipeline.stages.grounding_dir`,
+    :func:`~siasamrea.pipeline.stages.init_seed`). ``threads``: torch's intra-op threads (default: torch's
+    own)."""
     g, init = params["init"]["grounding"], params["init"]
     stills = dataset_section(params, init["dataset"])
     model = params.get("model", {})
-    out = grounding_dir(draw) if out is None else out
-    seed = init_seed(params, draw) if seed is None else seed
     cmd = [sys.executable, "-m", "siasamrea.training.grounding", "--stills", stills["root"],
            "--cache", stills["cache"], "--out", str(out), "--seed", str(seed),
            "--vision", json.dumps(model.get("vision") or {}), "--stem", model.get("stem", "imagenet"),
@@ -58,6 +50,23 @@ def run_grounding(
     if threads:
         cmd += ["--threads", str(threads)]
     subprocess.run(cmd, check=True, env={**os.environ})
+
+
+def share_threads(params: dict, jobs: int, threads: int | None = None) -> tuple[int, int]:
+    """How ``jobs`` runs share the machine: ``launch.parallel_runs`` processes at once (no more than the
+    jobs), each with ``threads // parallel`` torch threads (at least 1). ``threads``: the runs' own
+    ``run.threads``, else the profile's, else every core. Returns ``(parallel, threads per process)``."""
+    parallel = max(1, min(int(params["launch"].get("parallel_runs", 1)), jobs))
+    total = threads or (params.get("run") or {}).get("threads") or os.cpu_count() or 1
+    return parallel, max(1, total // parallel)
+
+
+def run_groundings(params: dict, jobs: list[tuple[str | Path, int]]) -> None:
+    """Ground several ResNets (``(out, seed)`` each: :func:`run_grounding`), ``launch.parallel_runs`` at
+    once with the threads shared between them (:func:`share_threads`)."""
+    parallel, threads = share_threads(params, len(jobs))
+    with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
+        list(pool.map(lambda job: run_grounding(params, out=job[0], seed=job[1], threads=threads), jobs))
 
 
 def run_init_draws(params: dict) -> tuple[list[Config], list[dict]]:
@@ -68,10 +77,7 @@ def run_init_draws(params: dict) -> tuple[list[Config], list[dict]]:
     shutil.rmtree(INIT_DRAWS_DIR, ignore_errors=True)
     draws = list(range(init_draws(params)))
     if grounding_epochs(params):
-        parallel = max(1, min(int(params["launch"].get("parallel_runs", 1)), len(draws)))
-        threads = max(1, ((params.get("run") or {}).get("threads") or os.cpu_count() or 1) // parallel)
-        with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
-            list(pool.map(lambda k: run_grounding(params, k, threads=threads), draws))
+        run_groundings(params, [(grounding_dir(k), init_seed(params, k)) for k in draws])
     configs = stage_configs(params, "init")  # validated: every draw's grounded ResNet exists now
     results = run_group(configs, params)
     Path(INIT_DRAWS_DIR).mkdir(parents=True, exist_ok=True)  # a DVC output, also with one draw
@@ -119,12 +125,11 @@ def run_group(configs: list[Config], params: dict) -> list[dict]:
     ``parallel_runs`` 1: every seed in turn in one process. ``nproc_per_node`` > 1: one ``torchrun`` per seed.
     """
     launch = params["launch"]
-    parallel = min(int(launch.get("parallel_runs", 1)), len(configs))
+    parallel, threads = share_threads(params, len(configs), configs[0].run.threads)
     if launch["nproc_per_node"] > 1:
         return [run_training(c, nproc=launch["nproc_per_node"]) for c in configs]
     if parallel <= 1:
         return run_in_one_process(configs)
-    threads = max(1, (configs[0].run.threads or os.cpu_count() or 1) // parallel)
     configs = [c.model_copy(update={"run": c.run.model_copy(update={"threads": threads})}) for c in configs]
     shares = [configs[i::parallel] for i in range(parallel)]  # seeds 0, 2, 4 and 1, 3, 5: equal lengths
     with ThreadPoolExecutor(parallel) as pool:  # threads only wait on the processes
