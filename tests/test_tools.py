@@ -47,10 +47,12 @@ def test_overlays_say_only_what_they_change_and_compose_deeply():
     # !replace drops the default's other variants; a plain mapping adds to them
     assert sorted(smoke["ablations"]["variants"]) == ["all_clips", "anchor_copies", "no_w1"]
     assert set(smoke["finetune"]["variants"]) == set(default["finetune"]["variants"]) | {"n2"}
+    # !replace on a mapping: smoke's init config keeps the default's model and method, drops its optim
     assert smoke["init"]["config"] == {
-        "model": {"freeze_at": 0},
+        "model": default["init"]["config"]["model"],
         "method": {"variant": "baseline", "frames_per_clip": 2},
     }
+    assert "optim" in default["init"]["config"]
     paper = profiles.load_profile("paper", REPO)
     assert "stills" not in paper["data"]["datasets"] and paper["model"]["visual_head"] == "clipbert"
     assert paper["model"]["vision"]["depths"] == [3, 4, 6, 3]  # ResNet-50, replacing the tiny default's
