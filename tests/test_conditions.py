@@ -7,6 +7,7 @@ evidence range, and the mean of the logits of the anchor and the clips one, two,
 """
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -152,10 +153,10 @@ def test_oracle_clip_stays_on_the_longest_core_range():
         oracle_clip(Evidence(50, ()), 4)
 
 
-def _record(answer: str, qtype: str, candidates=()) -> QARecord:
+def _record(answer: str, qtype: str, candidates=(), question: str = "?") -> QARecord:
     kind = TaskKind.MULTIPLE_CHOICE if candidates else TaskKind.OPEN_ENDED
     return QARecord(dataset="d", task="d", kind=kind, split="x", qid="q", video_id="v",
-                    video_path=Path("v.mp4"), question="?", answer=answer, candidates=list(candidates),
+                    video_path=Path("v.mp4"), question=question, answer=answer, candidates=list(candidates),
                     answer_index=list(candidates).index(answer) if candidates else None,
                     question_type=qtype)  # fmt: skip
 
@@ -176,6 +177,47 @@ def test_answer_prior_is_the_most_frequent_training_answer_of_the_type():
     assert floors.mean_predictor_mse(counts, [_record("2", None), _record("5", None)]) == pytest.approx(
         (0**2 + 3**2) / 2
     )
+
+
+def test_question_prior_reads_the_first_words_where_the_type_lumps_questions_together():
+    # MSVD-QA's type is the first word: "what color" and "what shape" are both "what"
+    train = (
+        [_record("square", "what", question="what shape is the red thing ?")] * 3
+        + [_record("red", "what", question="what color is the square ?")] * 2
+        + [_record("blue", "what", question="what color is the cross ?")]
+    )
+    test = [
+        _record("red", "what", question="What color is the bar ?"),  # case does not matter
+        _record("square", "what", question="what shape is the blue thing ?"),
+        _record("red", "what", question="what is this ?"),  # unseen prefix: the type's answer, "square"
+    ]
+    assert floors.answer_prior(train, test, "open_ended") == pytest.approx(1 / 3)  # "square" for all
+    assert floors.question_prior(train, test, "open_ended") == pytest.approx(2 / 3)
+    assert floors.question_prior(train, test, "open_ended", words=1) == pytest.approx(1 / 3)
+    mc = [_record("a", "x", "abcd")]
+    assert floors.question_prior([], mc, "multiple_choice") == pytest.approx(1 / 4)
+    with pytest.raises(ValueError, match="words must be at least 1"):
+        floors.question_prior(train, test, "open_ended", words=0)
+
+
+def test_the_msvd_like_text_only_ceiling_is_the_question_prior_not_the_type_prior(synthetic_root):
+    """The synthetic MSVD-QA-like set asks five kinds of question; from the question's first two words a
+    blind model can at best pick the most common answer of its kind. Computed here from the generator's
+    pools: colour 1/8, shape 1/4, who 1/4, how many 1/3, where 1/4 — against the type prior, which for the
+    type "what" (colour and shape lumped) can only be right on one of the two."""
+    tasks = {
+        t.name: t for t in load_tasks(load_config(None, synthetic_overrides(synthetic_root, "msvd-qa", "r")))
+    }
+    t = tasks["msvd-qa"]
+    q = floors.question_prior(t.train, t.eval["test"], t.kind)
+    a = floors.answer_prior(t.train, t.eval["test"], t.kind)
+    share = Counter(" ".join(r.question.split()[:2]) for r in t.eval["test"])
+    n = sum(share.values())
+    quarter = share["what shape"] + share["who appears"] + share["where does"]
+    expected = (share["what color"] / 8 + quarter / 4 + share["how many"] / 3) / n
+    assert set(share) == {"what color", "what shape", "who appears", "where does", "how many"}
+    assert abs(q - expected) < 0.06  # sampling noise of a few hundred test questions
+    assert q > a  # the type prior is blind to the colour/shape split the words make
 
 
 def test_unknown_conditions_and_an_oracle_without_evidence_are_refused(synthetic_root, tmp_path):

@@ -1,6 +1,9 @@
 """What a model that never looks at the video scores: the floors every accuracy is read against.
 
-* open-ended: each question answered with its type's most frequent training answer (the answer prior);
+* open-ended: each question answered with its type's most frequent training answer (the answer prior), or
+  with the most frequent training answer of the questions that begin with the same words (the question prior,
+  VQA's question-type prior: "what color" and "what shape" are both of MSVD-QA's type "what"; only the words
+  tell a colour question from a shape question, and a model that reads them may use that);
 * multiple choice: a uniform guess among the candidates;
 * count: the training answers' mean (its mean squared error on the test questions).
 
@@ -35,6 +38,36 @@ def answer_prior(train_records: list[QARecord], eval_records: list[QARecord], ki
     hits = []
     for r in eval_records:
         counts = by_type.get(r.question_type) or overall
+        hits.append(counts.most_common(1)[0][0] == r.answer)
+    return float(np.mean(hits))
+
+
+def question_prior(
+    train_records: list[QARecord], eval_records: list[QARecord], kind: str, words: int = 2
+) -> float:
+    """Accuracy of answering every question with the most frequent training answer of the questions that
+    begin with the same ``words`` words (falling back to its type's, then to every training answer).
+
+    This is the most a model can score from the question's kind alone; a text-only model well above it
+    reads something else in the text (a shortcut). Multiple choice: as :func:`answer_prior`.
+    """
+    if kind == "multiple_choice":
+        return answer_prior(train_records, eval_records, kind)
+    if words < 1:
+        raise ValueError(f"question_prior: words must be at least 1, got {words}")
+
+    def prefix(r: QARecord) -> tuple[str, ...]:
+        return tuple(r.question.lower().split()[:words])
+
+    by_prefix: dict = {}
+    by_type: dict = {}
+    for r in train_records:
+        by_prefix.setdefault(prefix(r), Counter())[r.answer] += 1
+        by_type.setdefault(r.question_type, Counter())[r.answer] += 1
+    overall = Counter(r.answer for r in train_records)
+    hits = []
+    for r in eval_records:
+        counts = by_prefix.get(prefix(r)) or by_type.get(r.question_type) or overall
         hits.append(counts.most_common(1)[0][0] == r.answer)
     return float(np.mean(hits))
 

@@ -5,7 +5,10 @@ the conditions of :mod:`siasamrea.training.conditions` (``instrument.json`` of e
 them and places the baseline between its bounds:
 
 * **answer prior**: the most frequent training answer of the question's type (multiple choice: one over the
-  number of candidates). A text-only model should score about this if the text has no shortcut.
+  number of candidates), and the **question prior**: the most frequent training answer of the questions that
+  begin with the same two words (VQA's question-type prior; "what color" and "what shape" share MSVD-QA's type
+  "what"). A text-only model can reach the question prior by reading what kind of answer is asked for; well
+  above it, the text holds a shortcut.
 * **text only**: the trained model with every frame black (the floor).
 * **baseline**: the anchor clip, the paper's protocol; also on the questions whose anchor shows the evidence.
 * **anchor coverage** and the **anchor ceiling** it implies: a model that answers as well as with an oracle
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from siasamrea.analysis.coverage import anchor_shows
-from siasamrea.analysis.floors import answer_prior
+from siasamrea.analysis.floors import answer_prior, question_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
 from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
 from siasamrea.analysis.tables import data_source, seeds_note
@@ -50,6 +53,7 @@ class SeedView:
     correct: dict[str, np.ndarray]  # condition -> bool [Q]
     covered: np.ndarray  # bool [Q]: the anchor clip shows the core evidence
     prior: float  # answer-prior accuracy on these questions
+    question_prior: float  # question-prior accuracy (the first two words) on these questions
 
 
 def instrument_json(run_dir: str | Path) -> dict:
@@ -61,7 +65,7 @@ def instrument_json(run_dir: str | Path) -> dict:
 
 
 def seed_view(run_dir: str | Path, seed: int, task: str, split: str) -> SeedView:
-    """Read one run: correctness under each condition, anchor coverage and the answer prior."""
+    """Read one run: correctness under each condition, anchor coverage and the two priors."""
     inst = instrument_json(run_dir)
     entry = inst["sets"][f"{task}/{split}"]
     target = np.asarray(entry["target"])
@@ -75,8 +79,9 @@ def seed_view(run_dir: str | Path, seed: int, task: str, split: str) -> SeedView
     covered = anchor_shows(rows, evidence)
     tasks = {t.name: t for t in load_tasks(cfg)}
     t = tasks[task]
-    prior = answer_prior(t.train, t.eval[split], inst["kind"][task])
-    return SeedView(seed, correct, covered, prior)
+    kind = inst["kind"][task]
+    prior = answer_prior(t.train, t.eval[split], kind)
+    return SeedView(seed, correct, covered, prior, question_prior(t.train, t.eval[split], kind))
 
 
 def baseline_runs(params: dict, dataset: str, results: Results) -> dict[int, str]:
@@ -115,6 +120,7 @@ def instrument_rows(params: dict, results: Results, root: str | Path = ".") -> l
         out.append({
             "dataset": dataset, "split": split, "questions": len(views[0].covered),
             "answer prior": 100.0 * views[0].prior,
+            "question prior": 100.0 * views[0].question_prior,
             "text only": _pct(acc.get("blank", {})),
             "baseline": _pct(acc["anchor"]),
             "baseline, anchor shows evidence": _pct(on_covered),
@@ -178,8 +184,11 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
         f"**{data_source(params, datasets)}**",
         "",
         "Baseline models (fine-tuned, last epoch), mean over seeds ± 95% t-interval half-width, accuracy "
-        "in %. Text only: every frame black. Oracle clip: one clip on the video's core evidence. Anchor "
-        "ceiling: oracle accuracy where the anchor shows the evidence, text-only accuracy where it does not. "
+        "in %. Answer prior: each question answered with its type's most frequent training answer; question "
+        "prior: with that of the training questions beginning with the same two words (what a model reading "
+        "only the kind of question can score). Text only: every frame black. Oracle clip: one clip on the "
+        "video's core evidence. Anchor ceiling: oracle accuracy where the anchor shows the evidence, "
+        "text-only accuracy where it does not. "
         "Multi-clip: the anchor and its siamese clips (the frames between the anchor's), logits averaged."
         + f" {seeds_note(params)}".rstrip(),
         "",
@@ -200,8 +209,16 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
     return "\n".join(lines)
 
 
-BARS = ("answer prior", "text only", "baseline", "multi-clip", "anchor ceiling", "oracle clip")
-COLORS = ("#bbbbbb", "#888888", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")
+BARS = (
+    "answer prior",
+    "question prior",
+    "text only",
+    "baseline",
+    "multi-clip",
+    "anchor ceiling",
+    "oracle clip",
+)
+COLORS = ("#dddddd", "#bbbbbb", "#888888", "#1f77b4", "#2ca02c", "#ff7f0e", "#d62728")
 
 
 def plot(params: dict, rows: list[dict]):
