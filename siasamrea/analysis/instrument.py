@@ -195,7 +195,7 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
     ]
     if rows:
         table = pd.DataFrame([{k: _cell(v) for k, v in r.items()} for r in rows])
-        lines += [table.to_markdown(index=False), ""]
+        lines += [table.to_markdown(index=False, floatfmt=".1f"), ""]  # 24.0, not 24
     else:
         lines += ["No baseline run has instrument results (set `eval.conditions`).", ""]
     lines += ["Positive controls (paired over seeds, points):", ""]
