@@ -24,6 +24,25 @@ from siasamrea.training.build import kept_videos, load_tasks
 from siasamrea.training.evidence import run_config
 
 
+def _lookup_accuracy(train_records: list[QARecord], eval_records: list[QARecord], *keys) -> float:
+    """Accuracy of answering each question with the most frequent training answer of the first of ``keys``
+    (functions of a record) under which training questions were seen; every training answer if none."""
+    tables = [{} for _ in keys]
+    for r in train_records:
+        for table, key in zip(tables, keys, strict=True):
+            table.setdefault(key(r), Counter())[r.answer] += 1
+    overall = Counter(r.answer for r in train_records)
+    hits = []
+    for r in eval_records:
+        counts = next((c for t, key in zip(tables, keys, strict=True) if (c := t.get(key(r)))), overall)
+        hits.append(counts.most_common(1)[0][0] == r.answer)
+    return float(np.mean(hits))
+
+
+def _question_type(r: QARecord):
+    return r.question_type
+
+
 def answer_prior(train_records: list[QARecord], eval_records: list[QARecord], kind: str) -> float:
     """Accuracy of answering every question with its type's most frequent training answer.
 
@@ -31,15 +50,7 @@ def answer_prior(train_records: list[QARecord], eval_records: list[QARecord], ki
     """
     if kind == "multiple_choice":
         return float(np.mean([1.0 / len(r.candidates) for r in eval_records]))
-    by_type: dict = {}
-    for r in train_records:
-        by_type.setdefault(r.question_type, Counter())[r.answer] += 1
-    overall = Counter(r.answer for r in train_records)
-    hits = []
-    for r in eval_records:
-        counts = by_type.get(r.question_type) or overall
-        hits.append(counts.most_common(1)[0][0] == r.answer)
-    return float(np.mean(hits))
+    return _lookup_accuracy(train_records, eval_records, _question_type)
 
 
 def question_prior(
@@ -59,17 +70,7 @@ def question_prior(
     def prefix(r: QARecord) -> tuple[str, ...]:
         return tuple(r.question.lower().split()[:words])
 
-    by_prefix: dict = {}
-    by_type: dict = {}
-    for r in train_records:
-        by_prefix.setdefault(prefix(r), Counter())[r.answer] += 1
-        by_type.setdefault(r.question_type, Counter())[r.answer] += 1
-    overall = Counter(r.answer for r in train_records)
-    hits = []
-    for r in eval_records:
-        counts = by_prefix.get(prefix(r)) or by_type.get(r.question_type) or overall
-        hits.append(counts.most_common(1)[0][0] == r.answer)
-    return float(np.mean(hits))
+    return _lookup_accuracy(train_records, eval_records, prefix, _question_type)
 
 
 def mean_predictor_mse(train_records: list[QARecord], eval_records: list[QARecord]) -> float:
