@@ -102,7 +102,7 @@ def test_text_padding_and_frame_mask_are_ignored():
 def test_all_clips_go_through_the_encoders_in_one_batch():
     model = tiny_model()
     calls = []
-    model.vision.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
+    model.vision.embedder.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[0]))
     model.bert.register_forward_hook(
         lambda mod, args, kwargs, out: calls.append(kwargs["inputs_embeds"].shape[0]), with_kwargs=True
     )

@@ -36,6 +36,7 @@ from transformers import BertConfig, BertModel, ResNetConfig, ResNetModel
 from transformers.masking_utils import create_bidirectional_mask
 
 from siasamrea.core.choices import TaskKind
+from siasamrea.method.folded_resnet import forward_parts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -329,7 +330,9 @@ class ClipBertVQA(nn.Module):
         scale = 1.0 / (self.pixel_std * (255.0 if x.dtype == torch.uint8 else 1.0))
         x = torch.addcmul(-self.pixel_mean / self.pixel_std, x.float(), scale)
         x = x.contiguous(memory_format=torch.channels_last)
-        grid = self.vision(x).last_hidden_state  # [F, C, h, w]
+        # = self.vision(x).last_hidden_state, BatchNorm folded into the convolutions where it is fixed
+        # (frozen parts; every part in eval mode): siasamrea.method.folded_resnet
+        grid = forward_parts([self.vision.embedder, *self.vision.encoder.stages], x)  # [F, C, h, w]
         if isinstance(self.visual, ClipBertVisualEmbedding):
             grid = self.visual.encode_frames(grid)
         if self.config.grid_pool:
