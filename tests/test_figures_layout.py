@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 from conftest import REPO  # noqa: E402
 
 from siasamrea.analysis import mechanism_data, mechanism_plots, tables  # noqa: E402
+from siasamrea.analysis.stats import Summary  # noqa: E402
 from siasamrea.perf import plot as bench_figures  # noqa: E402
 
 SUMMARY = REPO / "figures" / "summary.json"
@@ -66,6 +67,31 @@ def test_table_figures_redrawn_from_summary_keep_labels_and_legends_off_the_data
         _check_layout(fig)
         # every panel is used: no empty quadrant next to a dataset without paired differences
         assert all(ax.has_data() for ax in fig.axes)
+    finally:
+        plt.close(fig)
+
+
+def test_table_error_bars_stay_inside_what_the_metric_can_be():
+    """A two-seed t-interval can reach past 100% (or below an MSE of 0); the bar is drawn to the bound, so the
+    accuracy axis does not run to 160%."""
+    d = json.loads(SUMMARY.read_text())["tables"]["table5"]
+    t = tables.from_dict("table5", d)
+    wide = Summary(mean=0.6, half=0.9, n=2, sd=0.1)  # 60% ± 90 points
+    for e in t.entries:
+        if e.status == "ok":
+            e.last = wide if e.metric == "acc" else Summary(mean=2.0, half=5.0, n=2, sd=0.5)
+    fig = tables.plot_table(t)
+    try:
+        panels = [ax for ax in fig.axes if ax.get_ylabel() in ("accuracy (%)", "MSE (lower is better)")]
+        assert panels
+        for ax in panels:
+            ys = [y for c in ax.collections for seg in c.get_segments() for _, y in seg]
+            assert ys, ax.get_title()
+            assert min(ys) >= 0, ax.get_title()
+            if ax.get_ylabel() == "accuracy (%)":
+                assert max(ys) <= 100 + 1e-9 and ax.get_ylim()[1] < 150, ax.get_title()
+            else:  # an MSE has no upper bound: the bar keeps its full upper half
+                assert max(ys) == pytest.approx(7.0), ax.get_title()
     finally:
         plt.close(fig)
 
