@@ -24,6 +24,7 @@ from dvc_render import VegaRenderer, render_html
 
 from siasamrea.analysis import curves
 from siasamrea.pipeline import headline, profiles, progress, stages
+from siasamrea.synthetic.generator import SynthConfig, _jobs
 from siasamrea.training.trainer import Trainer
 
 
@@ -34,11 +35,14 @@ def test_committed_params_yaml_is_the_composed_default_profile():
     )
 
 
-def test_overlays_say_only_what_they_change_and_compose_deeply():
+def test_overlays_say_only_what_they_change_and_compose_deeply(tmp_path):
     default = profiles.load_profile("default", REPO)
     smoke = profiles.load_profile("smoke", REPO)
     # deep merge: smoke changes sizes but keeps the rest of data.synth and every dataset definition
     assert smoke["data"]["synth"]["tgif_train"] == 24 and smoke["data"]["synth"]["tgif_format"] == "gif"
+    # !replace inside data.synth: without it the default's 3,200 action videos made most of the smoke run
+    assert default["data"]["synth"]["tgif_train_tasks"] and smoke["data"]["synth"]["tgif_train_tasks"] == {}
+    assert len(_jobs(SynthConfig(**smoke["data"]["synth"]), tmp_path)) < 400, "the smoke benchmark is a toy"
     assert {k: v for k, v in smoke["data"]["datasets"].items() if k != "how2qa"} == default["data"][
         "datasets"
     ]

@@ -227,6 +227,19 @@ def test_default_gop_has_fewer_keyframes_than_interval_1(tmp_path):
     assert len(pyav_keyframes(tmp_path / "d.mp4")) < 30
 
 
+def test_encoder_threads_and_fsync_do_not_change_the_file(tmp_path):
+    # The synthetic benchmark is written with one encoder thread and no fsync (siasamrea.synthetic.generator):
+    # its videos must be the bytes the default writer makes, or the benchmark would depend on the setting.
+    frames = np.random.default_rng(0).integers(0, 256, (40, 64, 64, 3), dtype=np.uint8)
+    written = {}
+    for name, kw in {"default": {}, "one": {"threads": 1, "fsync": False}, "four": {"threads": 4}}.items():
+        path = tmp_path / f"{name}.mp4"
+        assert write_video(path, frames, keyframe_interval=16, preset="veryfast", **kw) == 40
+        written[name] = path.read_bytes()
+    assert written["one"] == written["default"] == written["four"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.mp4", "four.mp4", "one.mp4"]
+
+
 def test_failed_write_leaves_no_file_and_keeps_old_one(tmp_path):
     target = tmp_path / "v.mp4"
     write_video(target, solid_frames(COLOURS[:2]))
