@@ -14,12 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 from conftest import REPO  # noqa: E402
 
-from siasamrea.analysis import mechanism_data, mechanism_plots, tables  # noqa: E402
-from siasamrea.analysis.stats import Summary  # noqa: E402
+from siasamrea.analysis import mechanism_data, mechanism_plots, regime, tables  # noqa: E402
+from siasamrea.analysis.stats import Summary, mean_ci  # noqa: E402
+from siasamrea.pipeline import profiles  # noqa: E402
 from siasamrea.perf import plot as bench_figures  # noqa: E402
 
 SUMMARY = REPO / "figures" / "summary.json"
 MECHANISM = REPO / "figures" / "mechanism.json"
+REGIME = REPO / "figures" / "regime.json"
 
 
 def _overlaps(a, b) -> bool:
@@ -128,5 +130,30 @@ def test_bench_figure_shows_the_one_percent_target():
         targets = [line for line in share.lines if list(line.get_ydata()) == [1.0, 1.0]]
         assert targets and targets[0].get_linestyle() == "--"
         assert "target" in " ".join(t.get_text() for t in share.get_legend().get_texts())
+    finally:
+        plt.close(fig)
+
+
+def test_regime_figure_keeps_title_legend_and_panels_apart():
+    """Redrawn from the committed sweep rows: the legend sits below the panels, the title above, and neither
+    covers a panel or the other (the legend once overlapped the title; before that, it left a gap)."""
+    rows = json.loads(REGIME.read_text())
+    for r in rows:  # the Summaries, from the per-seed values they were computed from
+        for k, v in r.items():
+            if isinstance(v, dict) and "values" in v:
+                r[k] = mean_ci({int(seed): x for seed, x in v["values"].items()})
+                assert r[k].mean == pytest.approx(v["mean"]) and r[k].n == v["n"]
+    fig = regime.plot(profiles.load_profile("default", REPO), rows)
+    try:
+        _check_layout(fig)
+        renderer = fig.canvas.get_renderer()
+        title = fig._suptitle.get_window_extent(renderer)
+        (legend,) = fig.legends
+        box = legend.get_window_extent(renderer)
+        assert not _overlaps(title, box), "the legend covers the title"
+        panels = [ax.get_tightbbox(renderer) for ax in fig.axes]
+        assert all(not _overlaps(title, p) for p in panels), "the title covers a panel"
+        assert box.y1 <= min(p.y0 for p in panels), "the legend is below the panels"
+        assert all(ax.has_data() for ax in fig.axes)
     finally:
         plt.close(fig)

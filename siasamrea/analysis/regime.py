@@ -145,7 +145,8 @@ COLORS = {GAPS[0][2]: "#1f77b4", GAPS[1][2]: "#9467bd", GAPS[2][2]: "#2ca02c", M
 
 def plot(params: dict, rows: list[dict]):
     """Two panels: the gaps against anchor coverage (evidence axis) and against training questions."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    # constrained layout, the legend below the panels: title, panels and legend take the room they need
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     panels = (("anchor_coverage", ("evidence", REFERENCE), "anchor coverage of the test questions (%)"),
               ("train_questions", ("train size", REFERENCE), "training questions"))  # fmt: skip
     for ax, (x, axes_kept, xlabel) in zip(axes, panels, strict=True):
@@ -177,11 +178,10 @@ def plot(params: dict, rows: list[dict]):
     axes[0].set_title("against evidence coverage (full training set)", fontsize=9)
     axes[1].set_title("against training-set size (evidence scale 1)", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, 0.93))
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
     ds = (params.get(stages.SWEEP) or {}).get("dataset", "")
     title = textwrap.fill(f"Where the gap comes from — {data_source(params, [ds])}", 140)
-    fig.suptitle(title, fontsize=8, y=0.99)
-    fig.tight_layout(rect=(0, 0, 1, 0.84))
+    fig.suptitle(title, fontsize=8)
     return fig
 
 
