@@ -16,8 +16,8 @@ from conftest import REPO  # noqa: E402
 
 from siasamrea.analysis import mechanism_data, mechanism_plots, regime, tables  # noqa: E402
 from siasamrea.analysis.stats import Summary, mean_ci  # noqa: E402
-from siasamrea.pipeline import profiles  # noqa: E402
 from siasamrea.perf import plot as bench_figures  # noqa: E402
+from siasamrea.pipeline import profiles  # noqa: E402
 
 SUMMARY = REPO / "figures" / "summary.json"
 MECHANISM = REPO / "figures" / "mechanism.json"
