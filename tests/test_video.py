@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from siasamrea.core import fileio
 from siasamrea.video import (
     VideoError,
     VideoWriter,
@@ -238,6 +239,19 @@ def test_encoder_threads_and_fsync_do_not_change_the_file(tmp_path):
         written[name] = path.read_bytes()
     assert written["one"] == written["default"] == written["four"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["default.mp4", "four.mp4", "one.mp4"]
+
+
+def test_fsync_false_skips_only_the_flush(tmp_path, monkeypatch):
+    # The bytes test above would pass if the flag were ignored; count the flushes the writer asks for.
+    flushed = []
+    real = fileio._fsync
+    monkeypatch.setattr(fileio, "_fsync", lambda path: (flushed.append(path), real(path)))
+    frames = solid_frames(COLOURS[:3])
+    write_video(tmp_path / "durable.mp4", frames)
+    assert flushed, "the default writer flushes the file before the rename"
+    flushed.clear()
+    write_video(tmp_path / "fast.mp4", frames, fsync=False)
+    assert flushed == [] and count_frames(tmp_path / "fast.mp4") == 3
 
 
 def test_failed_write_leaves_no_file_and_keeps_old_one(tmp_path):
