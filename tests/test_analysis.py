@@ -193,6 +193,15 @@ def test_tables_name_what_was_not_run_and_real_data(fake_runs):
     t5 = tables.to_markdown(tables.table5(_params(), res))
     assert "| SiaSamRea | Count (MSE) | test | 1 | **3.60 (n=1, no CI)** | 3.61 |" in t5
     assert "| baseline | Action | test | 1 | **69.0 (n=1, no CI)** | 75.1 (ClipBERT*) |" in t5
+    assert "profiles/full.yaml" not in t5  # the profile ran SiaSamRea's pretraining
+    # the default pretrains the baseline only: the SiaSamRea rows say where they are run, and no contrast
+    baseline_only = _params()
+    baseline_only["pretrain"]["variants"] = {"baseline": {}}
+    t5 = tables.table5(baseline_only, results.collect(baseline_only, fake_runs))
+    md = tables.to_markdown(t5)
+    assert "| SiaSamRea | Count (MSE) | test | 0 | *not run (variant 'siasamrea' not in pretrain" in md
+    assert "pretraining is run by profiles/full.yaml" in md
+    assert not t5.contrasts and "| baseline | Action | test | 1 | **69.0 (n=1, no CI)**" in md
     real = tables.table1(_params("real"), results.collect(_params("real"), fake_runs))
     assert real.source.startswith("Data: How2QA, MSVD-QA (real data")
 

@@ -607,6 +607,11 @@ def table5(params: dict, results: Results) -> Table:
         "Paper column of the baseline rows: ClipBERT*, ClipBERT "
         "fine-tuned on the same 40-frame-filtered data.",
     ]
+    if _not_run_reason(params, "pretrain", ds, "siasamrea"):
+        notes.append(
+            "SiaSamRea's TGIF-QA-like pretraining is run by profiles/full.yaml; the default runs the "
+            'baseline only, to check that the temporal tasks are learned (README, "Profiles").'
+        )
     floor = _table5_floors(results, ds)
     if floor:
         notes.append("Without looking at the video (same test questions, the runs' filtered training set): "
