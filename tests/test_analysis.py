@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from pathlib import Path
 
 import pytest
 import yaml
 
 from siasamrea.analysis import mechanism_data, results, stats, tables
 from siasamrea.method.config import Config, EvalConfig, MethodConfig
+from siasamrea.pipeline import profiles
 from siasamrea.training import evidence as ev
 
 # -- statistics --------------------------------------------------------------------------------------------
@@ -204,6 +206,29 @@ def test_tables_name_what_was_not_run_and_real_data(fake_runs):
     assert not t5.contrasts and "| baseline | Action | test | 1 | **69.0 (n=1, no CI)**" in md
     real = tables.table1(_params("real"), results.collect(_params("real"), fake_runs))
     assert real.source.startswith("Data: How2QA, MSVD-QA (real data")
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["default", "smoke"])
+def test_every_row_a_synthetic_profile_sends_to_profiles_full_is_run_there(name, tmp_path):
+    params = profiles.load_profile(name, REPO)
+    full = profiles.load_profile("full", REPO)
+    sent = [
+        e
+        for t in tables.build_tables(params, results.collect(params, tmp_path))
+        for e in t.entries
+        if "profiles/full.yaml has it" in e.status
+    ]
+    assert sent, "the default runs every row of every table?"  # Table 2's clip counts, W1/W2, How2QA ...
+    for e in sent:
+        sec = full[e.section]
+        datasets = sec.get("datasets") or [sec["dataset"]]
+        assert e.dataset in datasets and e.dataset in full["data"]["datasets"], (e.row, e.section, e.dataset)
+        assert e.variant in sec["variants"], (e.row, e.section, e.variant)
+    full_tables = tables.build_tables(full, results.collect(full, tmp_path))
+    assert not [e.status for t in full_tables for e in t.entries if "profiles/full.yaml" in e.status]
 
 
 def test_write_tables_summary_json(fake_runs, tmp_path):

@@ -200,6 +200,33 @@ def test_question_prior_reads_the_first_words_where_the_type_lumps_questions_tog
         floors.question_prior(train, test, "open_ended", words=0)
 
 
+REAL_TGIF = Path(__file__).parent / "data" / "real_excerpts" / "tgif-qa"
+
+
+def test_floors_of_a_release_from_its_annotation_files(tmp_path, capsys):
+    # the real TGIF-QA excerpt: action (5 candidates) has train and test; the other tasks only test
+    found = floors.dataset_floors("tgif-qa", REAL_TGIF, "test", val_fraction=0.0)
+    assert found["action"]["kind"] == "multiple_choice" and found["action"]["questions"] == 5
+    assert found["action"]["answer prior"] == pytest.approx(1 / 5)
+    assert found["count"] == {"missing": "no train questions"}
+    # count answers of our own: the training mean is 3, the test errors 0 and 2
+    header = "gif_name\tquestion\tanswer\tvid_id\tkey\n"
+    rows = lambda answers, prefix: "".join(  # noqa: E731
+        f"{prefix}{i}\thow many times does the man nod ?\t{a}\tCOUNT{i}\t{i}\n" for i, a in enumerate(answers)
+    )
+    (tmp_path / "Train_count_question.csv").write_text(header + rows([1, 2, 3, 6], "tr"))
+    (tmp_path / "Test_count_question.csv").write_text(header + rows([3, 5], "te"))
+    got = floors.dataset_floors("tgif-qa", tmp_path, val_fraction=0.0)["count"]
+    assert got["training mean MSE"] == pytest.approx((0**2 + 2**2) / 2)
+    assert got["skipped"] == {"train": 0, "test": 0}
+    assert floors.main(["--dataset", "tgif-qa", "--root", str(tmp_path), "--option", "val_fraction=0"]) == 0
+    assert "count (count, 2 test questions): training mean MSE 2.000" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="split and reference are both 'test'"):
+        floors.dataset_floors("tgif-qa", tmp_path, "test", "test")
+    assert floors.main(["--dataset", "tgif-qa", "--root", str(tmp_path / "nowhere")]) == 1
+    assert "annotation folder not found" in capsys.readouterr().err
+
+
 def test_the_msvd_like_text_only_ceiling_is_the_question_prior_not_the_type_prior(synthetic_root):
     """The synthetic MSVD-QA-like set asks five kinds of question; from the question's first two words a
     blind model can at best pick the most common answer of its kind. Computed here from the generator's

@@ -8,18 +8,27 @@
 * count: the training answers' mean (its mean squared error on the test questions).
 
 The instrument table (:mod:`siasamrea.analysis.instrument`) sets the text-only model against the first two;
-Table 5 sets the TGIF-QA-like tasks against all three.
+Table 5 sets the TGIF-QA-like tasks against all three. On a dataset's own annotation files (a real release, no
+videos needed)::
+
+    python -m siasamrea.analysis.floors --dataset tgif-qa --root data/real/tgif-qa \\
+        [--split test] [--reference train] [--json]
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from siasamrea.core.choices import TaskKind
+from siasamrea.data.cli import _options
 from siasamrea.data.records import QARecord
+from siasamrea.data.registry import read_split
 from siasamrea.training.build import kept_videos, load_tasks
 from siasamrea.training.evidence import run_config
 
@@ -94,3 +103,73 @@ def task_floors(run_dir: str | Path, split: str) -> dict[str, tuple[str, float]]
         else:
             out[t.name] = ("acc", answer_prior(train, t.eval[split], t.kind))
     return out
+
+
+def dataset_floors(
+    name: str, root: str | Path, split: str = "test", reference: str = "train", **reader_options
+) -> dict[str, dict]:
+    """Per task of a dataset's annotation files: the floors of ``split`` from the answers of ``reference``
+    (the training split; a release without one can use another, e.g. ActivityNet-QA's val), over every
+    annotated question (the paper's frame filter needs the videos). ``{task: {"kind", "questions",
+    "skipped", and "answer prior" and "question prior" (accuracy) or "training mean MSE"}}``, or
+    ``{"missing": why}`` for a task found in one of the two splits only; rows a reader skips are counted per
+    split under ``"skipped"``."""
+    if split == reference:
+        raise ValueError(f"split and reference are both {split!r}: the floors would be fitted on its answers")
+    ref = read_split(name, root, reference, on_error="skip", **reader_options)
+    held = read_split(name, root, split, on_error="skip", **reader_options)
+    by_task: dict[str, dict[str, list[QARecord]]] = defaultdict(lambda: {reference: [], split: []})
+    for part, result in ((reference, ref), (split, held)):
+        for r in result.records:
+            by_task[r.task][part].append(r)
+    out = {}
+    for task, parts in sorted(by_task.items()):
+        if not parts[reference] or not parts[split]:  # e.g. a release whose train files are not all there
+            out[task] = {"missing": f"no {reference if not parts[reference] else split} questions"}
+            continue
+        kind = TaskKind(parts[split][0].kind).value
+        row = {"kind": kind, "questions": len(parts[split]),
+               "skipped": {reference: len(ref.skipped), split: len(held.skipped)}}  # fmt: skip
+        if kind == TaskKind.COUNT.value:
+            row["training mean MSE"] = mean_predictor_mse(parts[reference], parts[split])
+        else:
+            row["answer prior"] = answer_prior(parts[reference], parts[split], kind)
+            row["question prior"] = question_prior(parts[reference], parts[split], kind)
+        out[task] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m siasamrea.analysis.floors", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--dataset", required=True, help="tgif-qa, msvd-qa, msrvtt-qa, activitynet-qa or how2qa")
+    ap.add_argument("--root", required=True, help="the folder of its annotation files")
+    ap.add_argument("--split", default="test", help="the split to score")
+    ap.add_argument("--reference", default="train", help="the split whose answers the floors use")
+    ap.add_argument("--option", action="append", default=[], help="reader option key=value")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        found = dataset_floors(args.dataset, args.root, args.split, args.reference, **_options(args.option))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(found, indent=1))
+        return 0
+    for task, row in found.items():
+        if "missing" in row:
+            print(f"{task}: {row['missing']} (no floor)")
+            continue
+        values = ", ".join(
+            f"{k} {v:.3f}" if k.endswith("MSE") else f"{k} {100 * v:.1f}%"
+            for k, v in row.items()
+            if k not in ("kind", "questions", "skipped")
+        )
+        print(f"{task} ({row['kind']}, {row['questions']} {args.split} questions): {values}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
