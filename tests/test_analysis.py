@@ -57,6 +57,21 @@ def test_one_seed_gives_no_interval_and_says_so():
     assert stats.mean_ci([float("nan"), 0.5]).n == 1  # NaNs are dropped, not averaged
 
 
+def test_seeds_for_a_half_width_against_t_table_values():
+    # t_{0.975, 11} = 2.201 and t_{0.975, 12} = 2.179 (printed t tables): at a spread of 2.45 points, 12 seeds
+    # give 2.201 * 2.45 / sqrt(12) = 1.557 > 1.5 and 13 seeds 2.179 * 2.45 / sqrt(13) = 1.481 <= 1.5
+    assert stats.seeds_for_half_width(2.45, 1.5) == 13
+    # t_{0.975, 5} = 2.571: six seeds at a spread of 1.4 give 1.469
+    assert stats.seeds_for_half_width(1.4, 1.5) == 6 and stats.seeds_for_half_width(1.5, 1.5) == 7
+    assert stats.seeds_for_half_width(0.0, 1.5) == 2
+    assert stats.seeds_for_half_width(float("nan"), 1.5) is None
+    assert stats.seeds_for_half_width(1e6, 1.5, most=50) is None
+    # the cell of a table: a summary in fractions, scaled to points; no interval, no number
+    d = stats.paired_diff({s: 0.5 + 0.0245 * z for s, z in enumerate([-1, 1])}, {0: 0.4, 1: 0.4})
+    assert stats.seeds_needed_text(d, scale=100.0) == str(stats.seeds_for_half_width(d.sd * 100.0))
+    assert stats.seeds_needed_text(stats.mean_ci([0.5])) == "—"
+
+
 def test_paired_difference_uses_common_seeds_only():
     a = {0: 0.50, 1: 0.60, 2: 0.70, 3: 0.90}
     b = {0: 0.40, 1: 0.55, 2: 0.50, 7: 0.10}
@@ -180,7 +195,9 @@ def test_table1_numbers_paper_column_and_source(fake_runs):
     assert f"| w/ SKR | MSVD-QA | test | 2 | **{100 * skr.mean:.1f} ± {100 * skr.half:.1f}** | 44.7 |" in md
     assert "synthetic benchmark" in t.source and "not How2QA, MSVD-QA" in t.source
     diff = stats.paired_diff(dict(enumerate(ACC["siasamrea"])), dict(enumerate(ACC["baseline"])))
-    assert f"| w/ SKG+SKR − baseline | MSVD-QA | 3 | {diff.format(100, 1, sign=True)} | +6.1 |" in md
+    gaps = [a - b for a, b in zip(ACC["siasamrea"], ACC["baseline"], strict=True)]
+    need = stats.seeds_for_half_width(100 * statistics.stdev(gaps))
+    assert f"| w/ SKG+SKR − baseline | MSVD-QA | 3 | {diff.format(100, 1, sign=True)} | +6.1 | {need} |" in md
     best = stats.mean_ci(ACC["siasamrea"])
     assert f"{100 * best.mean:.1f} ± {100 * best.half:.1f}" in md  # the paper-protocol (best-epoch) column
 

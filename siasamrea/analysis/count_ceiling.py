@@ -41,6 +41,12 @@ from siasamrea.training.evidence import (
 )
 
 READINGS = ("averaged anchor", "anchor, flashes told apart", "siamese union")
+#: How a table names each reading ({clips}: the anchor and its siamese clips, ``method.num_clips``).
+READING_TEXT = {
+    "averaged anchor": "from the anchor's frames averaged (this model's and ClipBERT's temporal fusion)",
+    "anchor, flashes told apart": "if it also told one flash from the next",
+    "siamese union": "from the {clips} clips of a SiaSamRea training step together (evaluation sees one)",
+}
 
 
 def frame_states(frames: Sequence[int], ev: Evidence) -> tuple[int, ...]:
@@ -69,10 +75,10 @@ def best_mse(answers: Sequence[float], readings: Sequence[Hashable]) -> float:
 
 
 def count_ceilings(run_dir: str | Path, split: str = "test", task: str = "count", tag: str = "last") -> dict:
-    """``{"n": questions, reading: best MSE}`` for every reading of :data:`READINGS`, on the anchors a run's
-    evaluation used (its ``predictions/<task>_<split>_<tag>.json``); the siamese union is recomputed with
-    the run's ``method.num_clips``. A question whose video has no evidence record raises (the synthetic sets
-    record every video; a real dataset has no flash ground truth)."""
+    """``{"n": questions, "num_clips": N, reading: best MSE}`` for every reading of :data:`READINGS`, on the
+    anchors a run's evaluation used (its ``predictions/<task>_<split>_<tag>.json``); the siamese union is
+    recomputed with the run's ``method.num_clips`` (N). A question whose video has no evidence record raises
+    (the synthetic sets record every video; a real dataset has no flash ground truth)."""
     cfg = run_config(run_dir)
     evidence = load_evidence(cfg.data.evidence)
     rows = read_predictions(run_dir, task, split, tag)
@@ -93,4 +99,8 @@ def count_ceilings(run_dir: str | Path, split: str = "test", task: str = "count"
         readings["anchor, flashes told apart"].append((*averaged, flashes_hit(row["anchor"], ev)))
         union = eval_union(cfg, ev.num_frames, row["index"], cfg.method.num_clips)
         readings["siamese union"].append(flashes_hit(union.numpy(), ev))
-    return {"n": len(answers), **{r: best_mse(answers, v) for r, v in readings.items()}}
+    return {
+        "n": len(answers),
+        "num_clips": cfg.method.num_clips,
+        **{r: best_mse(answers, v) for r, v in readings.items()},
+    }

@@ -36,7 +36,7 @@ import pandas as pd
 from siasamrea.analysis.coverage import anchor_shows
 from siasamrea.analysis.floors import answer_prior, question_prior
 from siasamrea.analysis.results import Results, by_seed, headline_split
-from siasamrea.analysis.stats import Summary, mean_ci, paired_diff
+from siasamrea.analysis.stats import TARGET_HALF_WIDTH, Summary, mean_ci, paired_diff, seeds_needed_text
 from siasamrea.analysis.tables import data_source, seeds_note
 from siasamrea.training.build import load_tasks
 from siasamrea.training.evidence import load_evidence, run_config
@@ -198,11 +198,17 @@ def to_markdown(params: dict, rows: list[dict], controls: list[dict]) -> str:
         lines += [table.to_markdown(index=False, floatfmt=".1f"), ""]  # 24.0, not 24
     else:
         lines += ["No baseline run has instrument results (set `eval.conditions`).", ""]
-    lines += ["Positive controls (paired over seeds, points):", ""]
+    lines += [
+        "Positive controls (paired over seeds, points; the last column: the seeds a half-width of "
+        f"±{TARGET_HALF_WIDTH} points would need at this seed-to-seed spread):",
+        "",
+    ]
     if controls:
+        need = f"seeds for ±{TARGET_HALF_WIDTH}"  # at the spread over these seeds
         table = pd.DataFrame([{"control": c["control"], "dataset": c["dataset"], "split": c["split"],
                                "n": c["gap"].n, "gap": c["gap"].format(digits=1, sign=True),
-                               "reading": verdict(c["gap"])} for c in controls])  # fmt: skip
+                               "reading": verdict(c["gap"]), need: seeds_needed_text(c["gap"])}
+                              for c in controls])  # fmt: skip
         lines += [table.to_markdown(index=False), ""]
     else:
         lines += ["No positive control has results.", ""]

@@ -85,6 +85,34 @@ def _json_float(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+#: The 95% half-width, in points, a headline paired difference of the embedded benchmark should reach: enough
+#: to tell a gain of the paper's size (+2 to +6 points on Table 1) from none (README, "The instrument first").
+TARGET_HALF_WIDTH = 1.5
+
+
+def seeds_for_half_width(sd: float, target: float = TARGET_HALF_WIDTH, level: float = LEVEL,
+                         most: int = 1000) -> int | None:  # fmt: skip
+    """Fewest seeds ``n >= 2`` whose interval would be at most ``target`` on each side if the seed-to-seed
+    spread were ``sd`` (same units): the least n with ``t_{(1+level)/2, n-1} · sd / √n <= target``. A
+    planning number (``sd`` is itself estimated from the seeds at hand); None for an unknown spread, or
+    when even ``most`` seeds would not do."""
+    if sd is None or math.isnan(sd) or target <= 0:
+        return None
+    for n in range(2, most + 1):
+        if t_quantile(0.5 + level / 2.0, n - 1) * sd / math.sqrt(n) <= target:
+            return n
+    return None
+
+
+def seeds_needed_text(diff: Summary, scale: float = 1.0, target: float = TARGET_HALF_WIDTH) -> str:
+    """:func:`seeds_for_half_width` at a summary's spread (``sd × scale``, in the target's points), as a
+    table cell: "—" without an interval (fewer than two seeds)."""
+    if not diff.has_interval:
+        return "—"
+    n = seeds_for_half_width(diff.sd * scale, target)
+    return "more than 1000" if n is None else str(n)
+
+
 def empty() -> Summary:
     """No values: every number is nan and ``n = 0`` (printed as "n/a")."""
     return Summary(float("nan"), float("nan"), 0, float("nan"))

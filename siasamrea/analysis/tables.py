@@ -29,7 +29,14 @@ import pandas as pd
 
 from siasamrea.analysis import count_ceiling, coverage, floors, paper
 from siasamrea.analysis.results import Results, by_seed, headline_split, train_clips, variant_settings
-from siasamrea.analysis.stats import Summary, empty, mean_ci, paired_diff
+from siasamrea.analysis.stats import (
+    TARGET_HALF_WIDTH,
+    Summary,
+    empty,
+    mean_ci,
+    paired_diff,
+    seeds_needed_text,
+)
 from siasamrea.pipeline.stages import init_draws
 from siasamrea.synthetic.generator import DOMAINS
 from siasamrea.training.evidence import run_config
@@ -552,10 +559,13 @@ def _table5_count_ceiling(results: Results, dataset: str) -> str | None:
         if not evidence or not Path(evidence).is_file():
             return None
         c = count_ceiling.count_ceilings(run)
-        parts = ", ".join(f"{r} {c[r]:.2f}" for r in count_ceiling.READINGS)
+        parts = "; ".join(
+            f"{c[r]:.2f} " + count_ceiling.READING_TEXT[r].format(clips=c["num_clips"])
+            for r in count_ceiling.READINGS
+        )
         return (
-            f"Count (MSE): the least any model could score from what the test clips show (siasamrea.analysis."
-            f"count_ceiling; {c['n']} questions): {parts}. Evaluation shows the anchor only."
+            "Count (MSE), the least any model could score from what its clips show (siasamrea.analysis."
+            f"count_ceiling, on these {c['n']} test questions' anchors): {parts}."
         )
     return None
 
@@ -682,6 +692,11 @@ def _cell(s: Summary, e: Entry) -> str:
     return s.format(e.scale, e.digits)
 
 
+def _seeds_needed(c: Contrast) -> str:
+    """The seeds a ±TARGET_HALF_WIDTH-point interval would need at the contrast's spread ("—" for MSEs)."""
+    return seeds_needed_text(c.diff, c.scale) if c.metric == "acc" else "—"
+
+
 def to_markdown(t: Table) -> str:
     unit = (
         "accuracy in % (Count: MSE)" if any(e.metric == "mse" for e in t.entries) else "top-1 accuracy in %"
@@ -714,17 +729,19 @@ def to_markdown(t: Table) -> str:
     if t.contrasts:
         lines += [
             "",
-            "Paired differences (same seeds, last epoch):",
+            "Paired differences (same seeds, last epoch; the last column: the seeds a half-width of "
+            f"±{TARGET_HALF_WIDTH} points would need at this seed-to-seed spread):",
             "",
-            "| difference | dataset / task | n | ours | paper |",
-            "|---|---|---|---|---|",
+            f"| difference | dataset / task | n | ours | paper | seeds for ±{TARGET_HALF_WIDTH} |",
+            "|---|---|---|---|---|---|",
         ]
         for c in t.contrasts:
             digits = 1 if c.metric == "acc" else 2
             p = "—" if c.paper is None else f"{c.paper:+.{digits}f}"
             col = TASK_NAMES.get(c.column, REAL_NAMES.get(c.column, c.column))
             lines.append(
-                f"| {c.label} | {col} | {c.diff.n} | {c.diff.format(c.scale, digits, sign=True)} | {p} |"
+                f"| {c.label} | {col} | {c.diff.n} | {c.diff.format(c.scale, digits, sign=True)} | {p} | "
+                f"{_seeds_needed(c)} |"
             )
     if any(e.status == "ok" and e.last.n == 1 for e in t.entries):
         lines += ["", "*n = 1 seed: no confidence interval can be given (n/a).*"]
