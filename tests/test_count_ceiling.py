@@ -148,7 +148,9 @@ def test_table5_states_the_ceilings_of_the_pretraining_runs_test_anchors(tmp_pat
     df = pd.DataFrame([{"section": "pretrain", "dataset": "tgif-qa", "variant": "baseline", "run_dir": rel}])
     res = Results(df.reindex(columns=COLUMNS), expected=[])
     found = count_ceilings(run)
-    note = tables._table5_count_ceiling(res, "tgif-qa")
+    found_by_table = tables._table5_count_ceiling(res, "tgif-qa")
+    assert {r: found_by_table[r] for r in READINGS} == {r: found[r] for r in READINGS}
+    note = found_by_table["note"]
     assert note.startswith("Count (MSE), the least any model could score from what its clips show")
     assert f"{found['averaged anchor']:.2f} from the anchor's frames averaged" in note
     assert f"{found['anchor, flashes told apart']:.2f} if it also told one flash from the next" in note

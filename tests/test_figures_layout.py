@@ -98,6 +98,27 @@ def test_table_error_bars_stay_inside_what_the_metric_can_be():
         plt.close(fig)
 
 
+def test_table5_draws_its_floors_and_the_count_ceiling_as_labelled_lines():
+    d = json.loads(SUMMARY.read_text())["tables"]["table5"]
+    t = tables.from_dict("table5", d)
+    assert {label for label, _ in t.references["count"]} == {
+        "this set: MSE of the training mean",
+        "least MSE from the averaged anchor",
+    }
+    fig = tables.plot_table(t)
+    try:
+        for col, refs in t.references.items():
+            ax = next(a for a in fig.axes if a.get_title().startswith(tables.TASK_NAMES[col]))
+            levels = [line.get_ydata()[0] for line in ax.get_lines()]
+            texts = [x.get_text() for x in ax.texts]
+            for label, value in refs:
+                assert value in levels and ax.get_ylim()[1] > value, (col, label)
+                digits = 2 if col == "count" else 1
+                assert f"{label} {value:.{digits}f}" in texts, (col, label)
+    finally:
+        plt.close(fig)
+
+
 def test_budget_figure_single_budget_is_categorical_and_arms_do_not_share_x():
     source, df = mechanism_data.budget_from_json(MECHANISM)
     fig = mechanism_plots.plot_budget_table(df, source)

@@ -131,6 +131,8 @@ class Table:
     entries: list[Entry]
     contrasts: list[Contrast] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # per column: reference levels drawn across its panel, ``(label, value in the units shown)``
+    references: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
 
 # -- filling entries from the results ----------------------------------------------------------------------
@@ -533,24 +535,24 @@ def _pretrain_runs(results: Results, dataset: str) -> list[str]:
     return list(df[(df["section"] == "pretrain") & (df["dataset"] == dataset)]["run_dir"].unique())
 
 
-def _table5_floors(results: Results, dataset: str) -> list[str]:
-    """The floors of Table 5's tasks (siasamrea.analysis.floors), from one pretraining run's questions."""
+def _table5_floors(results: Results, dataset: str) -> dict[str, tuple[str, float]]:
+    """The floors of Table 5's tasks (siasamrea.analysis.floors), from one pretraining run's questions:
+    ``{task: ("acc", prior) | ("mse", the training mean's MSE)}``; empty without a run."""
     runs = _pretrain_runs(results, dataset)
     if not runs or not (Path(runs[0]) / "config.yaml").is_file():
-        return []
+        return {}
     found = floors.task_floors(runs[0], "test")
-    return [
-        f"{TASK_NAMES[t]} {'MSE of the training mean' if m == 'mse' else 'chance / answer prior'} "
-        + (f"{v:.2f}" if m == "mse" else f"{100 * v:.1f}%")
-        for t in TABLE5_TASKS
-        if t in found
-        for m, v in [found[t]]
-    ]
+    return {t: found[t] for t in TABLE5_TASKS if t in found}
 
 
-def _table5_count_ceiling(results: Results, dataset: str) -> str | None:
+def _floor_label(metric: str) -> str:
+    return "MSE of the training mean" if metric == "mse" else "chance / answer prior"
+
+
+def _table5_count_ceiling(results: Results, dataset: str) -> dict | None:
     """The count task's ceilings (siasamrea.analysis.count_ceiling) on one pretraining run's test anchors
-    (every run of the section evaluates the same anchors); None without count predictions or evidence."""
+    (every run of the section evaluates the same anchors), with the note that states them
+    (``{"note": ..., **ceilings}``); None without count predictions or evidence."""
     for run_dir in _pretrain_runs(results, dataset):
         run = Path(run_dir)
         if not all((run / f).is_file() for f in ("predictions/count_test_last.json", "config.yaml")):
@@ -563,10 +565,11 @@ def _table5_count_ceiling(results: Results, dataset: str) -> str | None:
             f"{c[r]:.2f} " + count_ceiling.READING_TEXT[r].format(clips=c["num_clips"])
             for r in count_ceiling.READINGS
         )
-        return (
+        note = (
             "Count (MSE), the least any model could score from what its clips show (siasamrea.analysis."
             f"count_ceiling, on these {c['n']} test questions' anchors): {parts}."
         )
+        return {"note": note, **c}
     return None
 
 
@@ -651,20 +654,27 @@ def table5(params: dict, results: Results) -> Table:
             "SiaSamRea's TGIF-QA-like pretraining is run by profiles/full.yaml; the default runs the "
             'baseline only, to check that the temporal tasks are learned (README, "Profiles").'
         )
+    references: dict[str, list[tuple[str, float]]] = {}
     floor = _table5_floors(results, ds)
     if floor:
+        parts = [f"{TASK_NAMES[t]} {_floor_label(m)} " + (f"{v:.2f}" if m == "mse" else f"{100 * v:.1f}%")
+                 for t, (m, v) in floor.items()]  # fmt: skip
         notes.append("Without looking at the video (same test questions, the runs' filtered training set): "
-                     + "; ".join(floor) + ".")  # fmt: skip
+                     + "; ".join(parts) + ".")  # fmt: skip
+        for t, (m, v) in floor.items():
+            references[t] = [(f"this set: {_floor_label(m)}", v if m == "mse" else 100 * v)]
     ceiling = _table5_count_ceiling(results, ds)
     if ceiling:
-        notes.append(ceiling)
+        notes.append(ceiling["note"])
+        references.setdefault("count", []).append(
+            ("least MSE from the averaged anchor", ceiling["averaged anchor"])
+        )
     shown = _table5_coverage(results, ds)
     if shown:
         notes.append("Where the anchor clip shows the evidence (core frames), last epoch, mean over seeds: "
                      + " | ".join(shown) + ".")  # fmt: skip
-    return Table(
-        "table5", "Table 5: TGIF-QA", data_source(params, [ds]), TABLE5_TASKS, entries, contrasts, notes
-    )
+    source = data_source(params, [ds])
+    return Table("table5", "Table 5: TGIF-QA", source, TABLE5_TASKS, entries, contrasts, notes, references)
 
 
 TABLE_BUILDERS = (table1, table2, w1_w2, anchor_copies, clip_budget, open_points, table3_4, table5)
@@ -767,7 +777,8 @@ def plot_table(t: Table):
     grid = fig.add_gridspec(2 if t.contrasts else 1, len(cols), width_ratios=widths,
                             height_ratios=[height_bars, height_diff] if t.contrasts else [1])  # fmt: skip
     for j, col in enumerate(cols):
-        _plot_column(fig.add_subplot(grid[0, j]), col, [e for e in t.entries if e.column == col])
+        _plot_column(fig.add_subplot(grid[0, j]), col, [e for e in t.entries if e.column == col],
+                     t.references.get(col, []))  # fmt: skip
     # differences in points and in MSE do not share an axis: one panel per metric, under its columns
     for metric in dict.fromkeys(c.metric for c in t.contrasts):
         js = [j for j, col in enumerate(cols)
@@ -797,9 +808,19 @@ def plot_table(t: Table):
     return fig
 
 
-def _plot_column(ax, col: str, es: list[Entry]) -> None:
-    """One dataset/task: for each row, our bar (with CI) and the paper's hatched bar beside it."""
-    top = 0.0
+REFERENCE_STYLES = ("--", ":", "-.")
+
+
+def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, float]] = ()) -> None:
+    """One dataset/task: for each row, our bar (with CI) and the paper's hatched bar beside it; reference
+    levels (a floor, a ceiling) as labelled horizontal lines across the panel."""
+    top = max((v for _, v in references), default=0.0)
+    for (label, value), style in zip(references, REFERENCE_STYLES, strict=False):
+        ax.axhline(value, color="0.2", ls=style, lw=1.0, zorder=3)
+        digits = es[0].digits if es else 1
+        ax.text(0.02, value, f"{label} {value:.{digits}f}", transform=ax.get_yaxis_transform(), ha="left",
+                va="bottom", fontsize=6, color="0.15", zorder=4,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
     missing: dict[str, list[int]] = {}
     for i, e in enumerate(es):
         if e.status == "ok" and e.last.n > 0:
@@ -886,6 +907,7 @@ def to_dict(t: Table) -> dict:
         "title": t.title,
         "source": t.source,
         "notes": t.notes,
+        "references": {col: [list(r) for r in refs] for col, refs in t.references.items()},
         "entries": [
             {
                 "row": e.row,
@@ -948,7 +970,12 @@ def from_dict(key: str, d: dict) -> Table:
         for c in d.get("contrasts", [])
     ]  # fmt: skip
     columns = list(dict.fromkeys(e.column for e in entries))
-    return Table(key, d["title"], d["source"], columns, entries, contrasts, list(d.get("notes", [])))
+    references = {
+        col: [(label, float(v)) for label, v in refs] for col, refs in d.get("references", {}).items()
+    }
+    return Table(
+        key, d["title"], d["source"], columns, entries, contrasts, list(d.get("notes", [])), references
+    )
 
 
 def redraw(summary: str | Path, out_dir: str | Path, keys: list[str] | None = None) -> list[Path]:
