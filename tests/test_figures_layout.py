@@ -69,6 +69,9 @@ def test_table_figures_redrawn_from_summary_keep_labels_and_legends_off_the_data
         _check_layout(fig)
         # every panel is used: no empty quadrant next to a dataset without paired differences
         assert all(ax.has_data() for ax in fig.axes)
+        for ax in fig.axes:  # a panel says each reason a bar is missing once
+            notes = [line for x in ax.texts for line in x.get_text().replace("\n", " ").split("ours –: ")[1:]]
+            assert len(notes) == len(set(notes)), (key, ax.get_title(), notes)
     finally:
         plt.close(fig)
 

@@ -846,7 +846,7 @@ def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, floa
             ax.bar(i + 0.2, e.paper, 0.4, color=PAPER_COLOR, hatch="//", edgecolor="0.4")
             ax.text(i + 0.2, e.paper, f"{e.paper:.{e.digits}f}", ha="center", va="bottom", fontsize=6.5)
             top = max(top, e.paper)
-    notes = [f"ours –: {_panel_status(why)}" for why in missing]
+    notes = [f"ours –: {why}" for why in dict.fromkeys(_panel_status(why) for why in missing)]
     if any(e.paper is None for e in es):
         notes.append("paper –: no number in the paper")
     if notes:  # once per panel, above the bars (the y range leaves room for it)
