@@ -136,12 +136,16 @@ class Table:
 
 
 # -- filling entries from the results ----------------------------------------------------------------------
+#: How a "not run" reason says that the full profile runs the row (panels shorten such reasons).
+IN_FULL = ": profiles/full.yaml has it"
+
+
 def _not_run_reason(params: dict, section: str, dataset: str, variant: str) -> str | None:
     """Why (section, dataset, variant) has no runs in this profile; None if the profile lists it."""
     if dataset not in params["data"]["datasets"]:
         if params["data"].get("source", "synthetic") == "synthetic":
             if dataset in DOMAINS:  # the generator writes it; this profile does not
-                return f"not run ({dataset} not in data.datasets of this profile: profiles/full.yaml has it)"
+                return f"not run ({dataset} not in data.datasets of this profile{IN_FULL})"
             return "not run (no synthetic counterpart)"
         return "not run (dataset not in this profile)"
     sec = params.get(section) or {}
@@ -152,7 +156,7 @@ def _not_run_reason(params: dict, section: str, dataset: str, variant: str) -> s
         # every synthetic variant the tables ask for is in the full profile (tests/test_analysis.py checks)
         full = params.get("name") != "full" and params["data"].get("source", "synthetic") == "synthetic"
         return f"not run (variant {variant!r} not in {section}.variants of this profile" + (
-            ": profiles/full.yaml has it)" if full else ")"
+            f"{IN_FULL})" if full else ")"
         )
     return None
 
@@ -821,7 +825,7 @@ def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, floa
         ax.text(0.02, value, f"{label} {value:.{digits}f}", transform=ax.get_yaxis_transform(), ha="left",
                 va="bottom", fontsize=6, color="0.15", zorder=4,
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
-    missing: dict[str, list[int]] = {}
+    missing: list[str] = []  # why bars are missing, as shown on the panel
     for i, e in enumerate(es):
         if e.status == "ok" and e.last.n > 0:
             y = e.last.mean * e.scale
@@ -836,7 +840,7 @@ def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, floa
                     fontsize=6.5)  # fmt: skip
             top = max(top, up)
         else:
-            missing.setdefault(e.status, []).append(i)
+            missing.append(_panel_status(e.status))
             ax.text(i - 0.2, 0.01, "–", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
                     fontsize=9, color="0.4")  # fmt: skip
         if e.paper is None:
@@ -846,7 +850,7 @@ def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, floa
             ax.bar(i + 0.2, e.paper, 0.4, color=PAPER_COLOR, hatch="//", edgecolor="0.4")
             ax.text(i + 0.2, e.paper, f"{e.paper:.{e.digits}f}", ha="center", va="bottom", fontsize=6.5)
             top = max(top, e.paper)
-    notes = [f"ours –: {why}" for why in dict.fromkeys(_panel_status(why) for why in missing)]
+    notes = [f"ours –: {why}" for why in dict.fromkeys(missing)]
     if any(e.paper is None for e in es):
         notes.append("paper –: no number in the paper")
     if notes:  # once per panel, above the bars (the y range leaves room for it)
@@ -868,7 +872,7 @@ def _plot_column(ax, col: str, es: list[Entry], references: list[tuple[str, floa
 
 def _panel_status(status: str) -> str:
     """A missing row's reason, short enough for a panel (the Markdown table keeps the whole of it)."""
-    if status.endswith(": profiles/full.yaml has it)"):
+    if status.endswith(f"{IN_FULL})"):
         return "not run in this profile (profiles/full.yaml runs it)"
     return status
 
